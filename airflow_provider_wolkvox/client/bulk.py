@@ -1,0 +1,260 @@
+"""Bulk loads: batches (or single inserts) through the token gate, results in input order.
+
+The input is read lazily: at most ``max_in_flight + 1`` chunks are held at once (the ones in flight
+and the next one, prepared and encoded while the others travel), so a generator of a million
+records is never in memory at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
+from typing import Any
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client.client import WolkvoxClient, encode_body
+from airflow_provider_wolkvox.client.results import LoadSummary, RecordResult, RecordStatus
+from airflow_provider_wolkvox.exceptions import (
+    WolkvoxBadRequestError,
+    WolkvoxError,
+    WolkvoxInputError,
+    WolkvoxOutcomeUnknownError,
+)
+from airflow_provider_wolkvox.fields import prepare_fields
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 100
+#: The vendor's other product takes 10,000 records per upload: the outer bound we accept.
+MAX_BATCH_SIZE = 10_000
+DEFAULT_PROGRESS_INTERVAL = 10.0
+# Answers that refuse the request itself, not a record in it: splitting the batch cannot help.
+_REQUEST_LEVEL_MESSAGES = frozenset({api.MSG_MISSING_PARAMETERS, api.MSG_UNKNOWN_API})
+# Rounds of "look up, then re-send what is missing" for a record whose outcome was unknown.
+_DEDUPE_ROUNDS = 3
+
+Chunk = list[tuple[int, dict[str, Any]]]
+
+
+def check_load_options(batch_size: int, max_in_flight: int) -> None:
+    """Reject out-of-range options before anything is read or sent."""
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise WolkvoxInputError(
+            f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {batch_size!r}"
+        )
+    if not isinstance(max_in_flight, int) or not 1 <= max_in_flight <= api.MAX_IN_FLIGHT_PER_TOKEN:
+        raise WolkvoxInputError(
+            f"max_in_flight must be 1 or {api.MAX_IN_FLIGHT_PER_TOKEN} (the CRM's limit per token), "
+            f"got {max_in_flight!r}"
+        )
+
+
+class BulkLoad:
+    """One bulk load; iterate it for a :class:`RecordResult` per input record, in input order.
+
+    :param records: mappings of field label to value; a sequence is checked whole before the first
+        request, any other iterable record by record as it is read (a bad record then raises
+        ``WolkvoxInputError`` after the results of the records before it).
+    :param batch_size: records per ``insertMany.php`` call.
+    :param single: one ``insert.php`` call per record instead of batches.
+    :param max_in_flight: requests in flight at once (1 or 2; the gate caps the process at 2).
+    :param dedupe_field: a field unique per record; records whose outcome is unknown are looked up
+        by it (one ``query.php`` call each) and re-sent only when absent.
+    :param total: the number of records, for progress lines, when ``records`` has no length.
+    """
+
+    def __init__(
+        self,
+        client: WolkvoxClient,
+        operation: str,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        single: bool = False,
+        max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN,
+        dedupe_field: str | None = None,
+        total: int | None = None,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    ) -> None:
+        check_load_options(batch_size, max_in_flight)
+        self.client = client
+        self.operation = operation
+        self.module = module
+        self.batch_size = 1 if single else batch_size
+        self.single = single
+        self.max_in_flight = max_in_flight
+        self.dedupe_field = dedupe_field
+        self.progress_interval = progress_interval
+        self.summary = LoadSummary()
+        #: The error that stopped the load (spent quota, refused token, CRM unavailable), if any.
+        self.stop_error: WolkvoxError | None = None
+        if isinstance(records, Sequence):
+            # In memory already: check everything before the first request.
+            self._records: Iterable[dict[str, Any]] = [
+                prepare_fields(fields, record=index) for index, fields in enumerate(records)
+            ]
+            self.total: int | None = len(records)
+        else:
+            self._records = (prepare_fields(fields, record=index) for index, fields in enumerate(records))
+            self.total = total
+
+    def __iter__(self) -> Iterator[RecordResult]:
+        started = time.monotonic()
+        calls_before = self.client.calls
+        last_progress = started
+        pending: deque[Future[list[RecordResult]]] = deque()
+        with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-load") as pool:
+            try:
+                for chunk, body in self._chunks():
+                    pending.append(pool.submit(self._send, chunk, body))
+                    # Keep one chunk prepared beyond those in flight, so the gate never idles.
+                    while len(pending) > self.max_in_flight:
+                        yield from self._settle(pending.popleft())
+                        if time.monotonic() - last_progress >= self.progress_interval:
+                            last_progress = time.monotonic()
+                            self._log_progress(started, calls_before)
+                while pending:
+                    yield from self._settle(pending.popleft())
+            finally:
+                for future in pending:
+                    future.cancel()
+                self.summary.calls = self.client.calls - calls_before
+                self.summary.elapsed_seconds = time.monotonic() - started
+                if self.stop_error is not None:
+                    self.summary.stopped_reason = str(self.stop_error)
+
+    def _chunks(self) -> Iterator[tuple[Chunk, bytes | None]]:
+        records = enumerate(self._records)
+        while chunk := list(islice(records, self.batch_size)):
+            # Encoded here, on the reading thread, while the requests in flight travel.
+            yield chunk, None if self.single or self.stop_error is not None else self._encode(chunk)
+
+    def _settle(self, future: Future[list[RecordResult]]) -> Iterator[RecordResult]:
+        for result in future.result():
+            self.summary.add(result)
+            yield result
+
+    def _send(self, chunk: Chunk, body: bytes | None = None, attempt: int = 1) -> list[RecordResult]:
+        """Insert ``chunk`` (one call per record, or one batch) and say what became of each record."""
+        if self.stop_error is not None:
+            return [_outcome(index, RecordStatus.NOT_SENT, self.stop_error) for index, _ in chunk]
+        if self.single:
+            return [self._send_one(index, fields, attempt) for index, fields in chunk]
+        return self._send_batch(chunk, body, attempt)
+
+    def _send_one(self, index: int, fields: dict[str, Any], attempt: int) -> RecordResult:
+        try:
+            wolkvox_id = self.client.insert(self.operation, self.module, fields)
+        except WolkvoxBadRequestError as error:
+            return _outcome(index, RecordStatus.REJECTED, error)
+        except WolkvoxOutcomeUnknownError as error:
+            return self._resolve_unknown([(index, fields)], error, attempt)[0]
+        except WolkvoxError as error:
+            self._stop(error)
+            return _outcome(index, RecordStatus.NOT_SENT, error)
+        return RecordResult(index, RecordStatus.CREATED, wolkvox_id)
+
+    def _send_batch(self, chunk: Chunk, body: bytes | None, attempt: int) -> list[RecordResult]:
+        if body is None:
+            body = self._encode(chunk)
+        try:
+            ids = self.client.insert_batch(self.module, body, len(chunk))
+        except WolkvoxBadRequestError as error:
+            if len(chunk) == 1:
+                return [_outcome(chunk[0][0], RecordStatus.REJECTED, error)]
+            if error.msg in _REQUEST_LEVEL_MESSAGES:
+                self._stop(error)
+                return [_outcome(index, RecordStatus.NOT_SENT, error) for index, _ in chunk]
+            # The batch is refused whole for some record in it: split until the bad ones stand alone.
+            log.info(
+                "wolkvox refused a batch of %d records (%s); splitting it to isolate the rejected "
+                "records, at the cost of extra calls",
+                len(chunk),
+                error.msg,
+            )
+            half = len(chunk) // 2
+            return self._send_batch(chunk[:half], None, attempt) + self._send_batch(
+                chunk[half:], None, attempt
+            )
+        except WolkvoxOutcomeUnknownError as error:
+            return self._resolve_unknown(chunk, error, attempt)
+        except WolkvoxError as error:
+            self._stop(error)
+            return [_outcome(index, RecordStatus.NOT_SENT, error) for index, _ in chunk]
+        if ids is None:
+            return [_outcome(index, RecordStatus.CREATED_ID_UNKNOWN) for index, _ in chunk]
+        return [
+            RecordResult(index, RecordStatus.CREATED, wolkvox_id)
+            for (index, _), wolkvox_id in zip(chunk, ids, strict=True)
+        ]
+
+    def _resolve_unknown(self, chunk: Chunk, error: WolkvoxError, attempt: int) -> list[RecordResult]:
+        """Settle records whose insert may or may not have happened: look each up, re-send the absent.
+
+        Without ``dedupe_field`` (or after ``_DEDUPE_ROUNDS`` tries) they stay "outcome unknown".
+        """
+        if self.dedupe_field is None or attempt >= _DEDUPE_ROUNDS:
+            return [_outcome(index, RecordStatus.OUTCOME_UNKNOWN, error) for index, _ in chunk]
+        settled: dict[int, RecordResult] = {}
+        absent: Chunk = []
+        for index, fields in chunk:
+            found = self._look_up(fields)
+            if found is None:
+                settled[index] = _outcome(index, RecordStatus.OUTCOME_UNKNOWN, error)
+            elif found:
+                settled[index] = RecordResult(index, RecordStatus.CREATED, found[0])
+            else:
+                absent.append((index, fields))
+        if absent:
+            log.info(
+                "wolkvox: %d record(s) of unknown outcome are not in the CRM; sending them again", len(absent)
+            )
+            settled.update((result.index, result) for result in self._send(absent, None, attempt + 1))
+        return [settled[index] for index, _ in chunk]
+
+    def _look_up(self, fields: dict[str, Any]) -> list[str] | None:
+        """The ids of the records holding this record's dedupe value; None when it cannot be known."""
+        assert self.dedupe_field is not None
+        value = fields.get(self.dedupe_field)
+        if value is None:
+            return None
+        try:
+            matches = self.client.query(self.operation, self.module, self.dedupe_field, value)
+        except WolkvoxError as error:
+            log.warning("wolkvox: could not look up a record of unknown outcome: %s", error)
+            return None
+        return [str(match["wolkvox_id"]) for match in matches if match.get("wolkvox_id")]
+
+    def _encode(self, chunk: Chunk) -> bytes:
+        return encode_body(
+            {"operation": self.operation, "module": self.module, "fields": [f for _, f in chunk]}
+        )
+
+    def _stop(self, error: WolkvoxError) -> None:
+        if self.stop_error is None:
+            log.error("wolkvox load stopped: %s; the remaining records are not sent", error)
+            self.stop_error = error
+
+    def _log_progress(self, started: float, calls_before: int) -> None:
+        done = self.summary.total
+        rate = done / max(time.monotonic() - started, 1e-9)
+        of_total = f"/{self.total}" if self.total is not None else ""
+        log.info(
+            "wolkvox load: %d%s records done (%.0f records/s), %d failed, %d API calls",
+            done,
+            of_total,
+            rate,
+            self.summary.failed,
+            self.client.calls - calls_before,
+        )
+
+
+def _outcome(index: int, status: RecordStatus, error: WolkvoxError | None = None) -> RecordResult:
+    if error is None:
+        return RecordResult(index, status)
+    return RecordResult(index, status, error=error.error, msg=error.msg or str(error))

@@ -1,0 +1,261 @@
+"""The HTTP client of the wolkvox API: one keep-alive session, the retry policy, the token gate.
+
+It imports no Airflow machinery, so it can be used, tested and benchmarked on its own; the hook
+builds it from a Connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client.envelope import quote, read_envelope, record_id, record_ids
+from airflow_provider_wolkvox.client.gate import gate_for
+from airflow_provider_wolkvox.client.results import TokenInfo
+from airflow_provider_wolkvox.client.retry import RetryPolicy, is_retryable
+from airflow_provider_wolkvox.exceptions import (
+    WolkvoxConnectionError,
+    WolkvoxError,
+    WolkvoxMalformedResponseError,
+    WolkvoxNoAnswerError,
+    WolkvoxOutcomeUnknownError,
+    WolkvoxUncertainError,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Seconds to wait for a whole answer when the Connection sets no ``timeout``.
+DEFAULT_TIMEOUT = 60.0
+#: Seconds to wait for the TCP/TLS connection; longer waits mean the host is unreachable.
+CONNECT_TIMEOUT = 10.0
+REDACTED = "***"
+
+
+def encode_body(payload: Mapping[str, Any]) -> bytes:
+    """The JSON request body, compact and UTF-8 (field labels may carry accents)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class WolkvoxClient:
+    """Calls the wolkvox API for one server and token.
+
+    :param base_url: ``scheme://host[:port]`` of the CRM server (see ``host.base_url_from_host``).
+    :param token: the Wolkvox-Token; kept out of every repr, log line and error.
+    :param timeout: seconds to wait for an answer.
+    :param verify: TLS certificate verification.
+    :param retry_policy: waits between retries of requests the server cannot have processed.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        verify: bool = True,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self._token = token
+        self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._gate = gate_for(base_url, token)
+        self._session = requests.Session()
+        self._session.verify = verify
+        self._session.headers.update({api.TOKEN_HEADER: token, "Content-Type": "application/json"})
+        self._calls = 0
+        self._calls_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, token={REDACTED!r})"
+
+    def __enter__(self) -> WolkvoxClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    @property
+    def calls(self) -> int:
+        """HTTP requests sent so far, retries included: each may count against the daily quota."""
+        return self._calls
+
+    def insert(self, operation: str, module: str, fields: Mapping[str, Any]) -> str:
+        """Create one record from prepared ``fields``; return its ``wolkvox_id``.
+
+        :raises WolkvoxOutcomeUnknownError: the record may or may not have been created.
+        """
+        body = encode_body({"operation": operation, "module": module, "fields": fields})
+        return self._request(
+            "POST",
+            api.INSERT_PATH,
+            module=module,
+            body=body,
+            read=lambda data, text: record_id(
+                data, endpoint=_name(api.INSERT_PATH), module=module, body=text
+            ),
+        )
+
+    def insert_batch(self, module: str, body: bytes, count: int) -> list[str] | None:
+        """Send an ``insertMany`` body of ``count`` records (see :func:`encode_body`).
+
+        :return: the new ids in input order, or None when the answer does not match them
+            one-to-one (the records were created; their ids are unknown).
+        :raises WolkvoxOutcomeUnknownError: the records may or may not have been created.
+        """
+        return self._request(
+            "POST",
+            api.INSERT_MANY_PATH,
+            module=module,
+            body=body,
+            read=lambda data, _: record_ids(data, count),
+        )
+
+    def query(self, operation: str, module: str, field: str, value: Any) -> list[dict[str, Any]]:
+        """The records of ``module`` whose ``field`` equals ``value`` (one call of the quota)."""
+        body = encode_body({"operation": operation, "module": module, "field": field, "value": value})
+        return self._request(
+            "POST", api.QUERY_PATH, module=module, body=body, idempotent=True, read=_query_records
+        )
+
+    def token_info(self, operation: str) -> TokenInfo:
+        """The token's quota figures (the call itself uses one call of the quota)."""
+        return self._request(
+            "GET",
+            api.TOKEN_INFO_PATH,
+            params={"operation": operation},
+            idempotent=True,
+            read=_token_info,
+        )
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        read: Callable[[Any, str], T],
+        module: str | None = None,
+        body: bytes | None = None,
+        params: dict[str, str] | None = None,
+        idempotent: bool = False,
+    ) -> T:
+        """Send with retries; ``read`` turns the envelope's ``data`` (and the body) into the result.
+
+        Failures the server cannot have processed are retried for every call; failures after the
+        request reached the server only for ``idempotent`` calls. For the others they raise
+        ``WolkvoxOutcomeUnknownError``, since a blind retry could create a duplicate.
+        """
+        endpoint = _name(path)
+        delays = self.retry_policy.delays()
+        while True:
+            try:
+                status, text = self._send(method, path, body, params, endpoint, module)
+                return read(read_envelope(status, text, endpoint=endpoint, module=module), text)
+            except WolkvoxError as error:
+                if isinstance(error, WolkvoxUncertainError) and not idempotent:
+                    raise WolkvoxOutcomeUnknownError(
+                        f"{error} -- the outcome is unknown: the request reached the server, which may "
+                        "have created the record(s); not retried, to avoid duplicates",
+                        status_code=error.status_code,
+                        error=error.error,
+                        msg=error.msg,
+                        endpoint=endpoint,
+                        module=module,
+                    ) from error
+                delay = next(delays, None) if is_retryable(error, idempotent=idempotent) else None
+                if delay is None:
+                    raise
+                log.warning("%s; retrying in %.2f s", error, delay)
+                time.sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        params: dict[str, str] | None,
+        endpoint: str,
+        module: str | None,
+    ) -> tuple[int, str]:
+        """One HTTP exchange through the token gate; the answer's text comes back redacted."""
+        with self._gate:
+            with self._calls_lock:
+                self._calls += 1
+            try:
+                response = self._session.request(
+                    method, self.base_url + path, data=body, params=params, timeout=self._timeout
+                )
+                text = response.text
+            except requests.RequestException as exc:
+                raise _network_error(exc, endpoint, module) from None
+        return response.status_code, self._redact(text)
+
+    def _redact(self, text: str) -> str:
+        # A server that echoes the request would otherwise carry the token into errors and logs.
+        return text.replace(self._token, REDACTED) if self._token in text else text
+
+
+def _network_error(exc: requests.RequestException, endpoint: str, module: str | None) -> WolkvoxError:
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    never_sent = isinstance(exc, requests.ConnectTimeout) or isinstance(
+        reason, (NewConnectionError, ConnectTimeoutError)
+    )
+    where = f"wolkvox {endpoint}" + (f" (module {module!r})" if module else "")
+    if never_sent:
+        return WolkvoxConnectionError(
+            f"{where}: could not reach the server ({type(exc).__name__})", endpoint=endpoint, module=module
+        )
+    return WolkvoxNoAnswerError(
+        f"{where}: no answer after the request was sent ({type(exc).__name__})",
+        endpoint=endpoint,
+        module=module,
+    )
+
+
+def _query_records(data: Any, text: str) -> list[dict[str, Any]]:
+    if data in (None, "", {}):
+        return []
+    if not isinstance(data, list) or not all(isinstance(record, dict) for record in data):
+        raise WolkvoxMalformedResponseError(
+            f"wolkvox query.php: answer data is not a list of records: {quote(text)!r}",
+            endpoint=_name(api.QUERY_PATH),
+        )
+    return data
+
+
+def _token_info(data: Any, text: str) -> TokenInfo:
+    try:
+        limit = int(data["token_limit"])
+        used = int(data["token_use_today"])
+        left = int(data.get("available_consumition_options", limit - used))
+        hours = data.get("hours_to_restart_count")
+        return TokenInfo(
+            token_limit=limit,
+            token_use_today=used,
+            calls_left=left,
+            hours_to_reset=None if hours is None else float(hours),
+            description=data.get("description"),
+        )
+    except (TypeError, KeyError, ValueError):
+        raise WolkvoxMalformedResponseError(
+            f"wolkvox tokenInformation.php: answer lacks the quota figures: {quote(text)!r}",
+            endpoint=_name(api.TOKEN_INFO_PATH),
+        ) from None
+
+
+def _name(path: str) -> str:
+    """The endpoint's script name, as errors show it."""
+    return path.rsplit("/", 1)[-1]

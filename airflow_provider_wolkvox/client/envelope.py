@@ -1,0 +1,143 @@
+"""Read the API's response envelope and map failures to typed errors.
+
+Rules (``shared/wolkvox-api.md``): ``code`` may be a number or a string; ``error`` is JSON null or
+the string ``"null"`` on success; an error body can come with HTTP 200, so a body ``code`` >= 400 or
+a non-null ``error`` is a failure whatever the HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.exceptions import (
+    WolkvoxAuthError,
+    WolkvoxBadRequestError,
+    WolkvoxConcurrencyLimitError,
+    WolkvoxError,
+    WolkvoxMaintenanceError,
+    WolkvoxMalformedResponseError,
+    WolkvoxQuotaExceededError,
+    WolkvoxRateLimitError,
+    WolkvoxServerError,
+)
+
+# How much of an unexpected body an error message quotes.
+BODY_QUOTE_LIMIT = 200
+
+
+def read_envelope(status: int, body: str, *, endpoint: str, module: str | None = None) -> Any:
+    """Return the envelope's ``data`` for a successful answer, or raise the matching ``WolkvoxError``.
+
+    ``body`` must already be free of the token (the client redacts it).
+    """
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict):
+        if status >= 400:
+            raise error_for(status, None, quote(body), endpoint=endpoint, module=module)
+        raise WolkvoxMalformedResponseError(
+            f"wolkvox {endpoint}{_for(module)}: HTTP {status} with a body that is not the JSON envelope: "
+            f"{quote(body)!r}",
+            status_code=status,
+            endpoint=endpoint,
+            module=module,
+        )
+    code = _as_int(envelope.get("code"))
+    error = envelope.get("error")
+    error_text = None if error is None or str(error).strip().lower() in ("", api.ERROR_NONE) else str(error)
+    msg = envelope.get("msg")
+    msg_text = None if msg is None else str(msg)
+    failed_status = max(status, code or 0)
+    if failed_status >= 400 or error_text is not None:
+        # An error with a 2xx code everywhere is still a refusal of the request.
+        raise error_for(
+            failed_status if failed_status >= 400 else 400,
+            error_text,
+            msg_text,
+            endpoint=endpoint,
+            module=module,
+        )
+    return envelope.get("data")
+
+
+def error_for(
+    status: int, error: str | None, msg: str | None, *, endpoint: str, module: str | None = None
+) -> WolkvoxError:
+    """Build the typed error for a refused request; 403s are told apart by ``msg``."""
+    text = (msg or "").upper()
+    kind: type[WolkvoxError]
+    if status == 401:
+        kind = WolkvoxAuthError
+    elif status == 403:
+        if api.MSG_QUOTA_EXCEEDED in text:
+            kind = WolkvoxQuotaExceededError
+        elif "SIMULTANEOUS" in text:
+            kind = WolkvoxConcurrencyLimitError
+        elif any(marker in text for marker in api.MAINTENANCE_MARKERS):
+            kind = WolkvoxMaintenanceError
+        else:
+            # Invalid token, and any 403 we cannot read: retrying a refused token cannot help.
+            kind = WolkvoxAuthError
+    elif status == 429:
+        kind = WolkvoxRateLimitError
+    elif status == 503:
+        kind = WolkvoxMaintenanceError
+    elif status >= 500:
+        kind = WolkvoxServerError
+    else:
+        kind = WolkvoxBadRequestError
+    detail = " ".join(part for part in (error, msg) if part) or "no details"
+    return kind(
+        f"wolkvox {endpoint}{_for(module)}: HTTP {status}: {detail}",
+        status_code=status,
+        error=error,
+        msg=msg,
+        endpoint=endpoint,
+        module=module,
+    )
+
+
+def record_id(data: Any, *, endpoint: str, module: str | None, body: str) -> str:
+    """The ``wolkvox_id`` of a single insert's ``data``; a success without one is malformed."""
+    wolkvox_id = data.get("wolkvox_id") if isinstance(data, dict) else None
+    if not isinstance(wolkvox_id, str) or not wolkvox_id:
+        raise WolkvoxMalformedResponseError(
+            f"wolkvox {endpoint}{_for(module)}: success answer without a wolkvox_id: {quote(body)!r}",
+            status_code=200,
+            endpoint=endpoint,
+            module=module,
+        )
+    return wolkvox_id
+
+
+def record_ids(data: Any, count: int) -> list[str] | None:
+    """The ids of a batch insert, in input order, or None when they cannot be matched one-to-one."""
+    if not isinstance(data, list) or len(data) != count:
+        return None
+    ids = [entry.get("wolkvox_id") if isinstance(entry, dict) else None for entry in data]
+    if not all(isinstance(wolkvox_id, str) and wolkvox_id for wolkvox_id in ids):
+        return None
+    return ids  # type: ignore[return-value]
+
+
+def quote(body: str) -> str:
+    """At most ``BODY_QUOTE_LIMIT`` characters of ``body``, marked when cut."""
+    return body if len(body) <= BODY_QUOTE_LIMIT else body[:BODY_QUOTE_LIMIT] + "…"
+
+
+def _as_int(code: Any) -> int | None:
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, int):
+        return code
+    if isinstance(code, str) and code.strip().isdigit():
+        return int(code.strip())
+    return None
+
+
+def _for(module: str | None) -> str:
+    return f" (module {module!r})" if module else ""

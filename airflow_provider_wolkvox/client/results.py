@@ -1,0 +1,111 @@
+"""What the client returns: per-record outcomes, bulk-load summaries, token figures."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RecordStatus(str, enum.Enum):
+    """The one state every input record ends in."""
+
+    CREATED = "created"
+    #: Created by a batch whose answer could not be matched one-to-one to its records.
+    CREATED_ID_UNKNOWN = "created_id_unknown"
+    REJECTED = "rejected"
+    #: The answer was lost: the record may or may not exist in the CRM.
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    #: Never stored: the load stopped before it (spent quota, refused token, CRM unavailable).
+    NOT_SENT = "not_sent"
+
+
+#: States that count as a failure of the record.
+FAILED_STATUSES = frozenset({RecordStatus.REJECTED, RecordStatus.OUTCOME_UNKNOWN, RecordStatus.NOT_SENT})
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """The outcome of input record ``index`` (0-based position in the input)."""
+
+    index: int
+    status: RecordStatus
+    wolkvox_id: str | None = None
+    error: str | None = None
+    msg: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for XCom and results files."""
+        row: dict[str, Any] = {
+            "index": self.index,
+            "status": self.status.value,
+            "wolkvox_id": self.wolkvox_id,
+        }
+        if self.error is not None or self.msg is not None:
+            row["error"] = self.error
+            row["msg"] = self.msg
+        return row
+
+
+@dataclass
+class LoadSummary:
+    """Counts of a bulk load, by record status, with the API calls it used and its duration."""
+
+    counts: dict[RecordStatus, int] = field(default_factory=lambda: dict.fromkeys(RecordStatus, 0))
+    calls: int = 0
+    elapsed_seconds: float = 0.0
+    #: Why the load stopped before the end of the input, if it did.
+    stopped_reason: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(self.counts[status] for status in FAILED_STATUSES)
+
+    def add(self, result: RecordResult) -> None:
+        self.counts[result.status] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            **{status.value: count for status, count in self.counts.items()},
+            "failed": self.failed,
+            "calls": self.calls,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "stopped_reason": self.stopped_reason,
+        }
+
+
+@dataclass
+class InsertManyResult:
+    """Every record's result in input order, plus the summary."""
+
+    results: list[RecordResult]
+    summary: LoadSummary
+
+    @property
+    def ids(self) -> list[str | None]:
+        """The ``wolkvox_id`` of every input record in order; None where none is known."""
+        return [result.wolkvox_id for result in self.results]
+
+    @property
+    def failed(self) -> list[RecordResult]:
+        return [result for result in self.results if result.failed]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """The token's daily quota figures, from ``tokenInformation.php``."""
+
+    token_limit: int
+    token_use_today: int
+    calls_left: int
+    hours_to_reset: float | None
+    description: str | None = None

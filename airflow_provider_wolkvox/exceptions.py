@@ -1,0 +1,126 @@
+"""Every error the provider raises, in one module.
+
+``WolkvoxError`` carries what the server sent (``status_code``, ``error``, ``msg``; None where there
+was no response) plus where it happened (``endpoint``, ``module``). ``fail_fast`` tells whether a
+retry can help: the operators turn a fail-fast error into ``AirflowFailException`` so that Airflow
+does not burn task retries on it. No message ever contains the token: server texts are redacted by
+the client before they reach these classes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+
+class WolkvoxError(AirflowException):
+    """Base of every error the provider raises about the wolkvox API or its input."""
+
+    #: True when retrying the same call cannot succeed (bad token, bad input, spent quota).
+    fail_fast: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        msg: str | None = None,
+        endpoint: str | None = None,
+        module: str | None = None,
+    ) -> None:
+        # AirflowException types status_code as HTTPStatus; here it is what the server sent, or None.
+        self.status_code = status_code  # type: ignore[assignment]
+        self.error = error
+        self.msg = msg
+        self.endpoint = endpoint
+        self.module = module
+        super().__init__(message)
+
+
+class WolkvoxConfigError(WolkvoxError):
+    """The Connection or the call is set up wrongly (no host, no token, no operation, insecure URL)."""
+
+    fail_fast = True
+
+
+class WolkvoxInputError(WolkvoxError, ValueError):
+    """A record or argument is invalid; raised before any request is sent.
+
+    ``record`` is the record's index (or file line), ``field`` the offending field name, when known.
+    """
+
+    fail_fast = True
+
+    def __init__(self, message: str, *, record: int | str | None = None, field: str | None = None) -> None:
+        self.record = record
+        self.field = field
+        super().__init__(message)
+
+
+class WolkvoxAuthError(WolkvoxError):
+    """The token is missing (401), wrong, expired or not of this operation (403)."""
+
+    fail_fast = True
+
+
+class WolkvoxQuotaExceededError(WolkvoxError):
+    """The token's daily quota is spent (403 TOKEN LIMIT EXCEEDED); it resets the next day."""
+
+    fail_fast = True
+
+
+class WolkvoxBadRequestError(WolkvoxError):
+    """The server rejected the request itself (400 and other 4xx): path, parameters or a record."""
+
+    fail_fast = True
+
+
+class WolkvoxTransientError(WolkvoxError):
+    """The server refused the request without processing it; the same request may succeed later."""
+
+
+class WolkvoxConcurrencyLimitError(WolkvoxTransientError):
+    """A third request ran while two were in flight on the token (403 SIMULTANEOUS)."""
+
+
+class WolkvoxRateLimitError(WolkvoxTransientError):
+    """The client IP is rate-limited (429)."""
+
+
+class WolkvoxMaintenanceError(WolkvoxTransientError):
+    """The API is paused for maintenance (403 maintenance or 503)."""
+
+
+class WolkvoxConnectionError(WolkvoxTransientError):
+    """The request never reached the server (connection refused, DNS, connect timeout)."""
+
+
+class WolkvoxUncertainError(WolkvoxError):
+    """The request reached the server, which may have processed it, but no usable answer came back.
+
+    Reads are retried on it; an insert turns it into :class:`WolkvoxOutcomeUnknownError`.
+    """
+
+
+class WolkvoxNoAnswerError(WolkvoxUncertainError):
+    """The request was sent but its answer never came (read timeout, connection dropped)."""
+
+
+class WolkvoxServerError(WolkvoxUncertainError):
+    """The server failed while handling the request (5xx other than 503)."""
+
+
+class WolkvoxMalformedResponseError(WolkvoxUncertainError):
+    """A success answer that is not the documented envelope (not JSON, no id where one is due)."""
+
+
+class WolkvoxOutcomeUnknownError(WolkvoxError):
+    """An insert may or may not have created its record(s): the answer was lost or unreadable.
+
+    Never retried blindly, since the CRM offers no idempotency key; a task retry could duplicate
+    the record, hence fail-fast. Set ``dedupe_field`` to let the hook resolve such outcomes.
+    """
+
+    fail_fast = True

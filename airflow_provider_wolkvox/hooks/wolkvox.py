@@ -1,0 +1,260 @@
+"""WolkvoxHook: an Airflow Connection turned into a configured wolkvox client."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client import (
+    BulkLoad,
+    InsertManyResult,
+    RetryPolicy,
+    TokenInfo,
+    WolkvoxClient,
+)
+from airflow_provider_wolkvox.client.bulk import DEFAULT_BATCH_SIZE, DEFAULT_PROGRESS_INTERVAL
+from airflow_provider_wolkvox.client.client import DEFAULT_TIMEOUT
+from airflow_provider_wolkvox.client.host import base_url_from_host
+from airflow_provider_wolkvox.exceptions import (
+    WolkvoxConfigError,
+    WolkvoxError,
+    WolkvoxInputError,
+    WolkvoxQuotaExceededError,
+)
+from airflow_provider_wolkvox.fields import prepare_fields
+
+
+class WolkvoxHook(BaseHook):
+    """Interact with the wolkvox CRM API.
+
+    The Connection's Host is the CRM server (``crm0001.wolkvox.com``), its Password the
+    Wolkvox-Token; extras: ``operation`` (default CRM operation), ``timeout`` (seconds),
+    ``verify`` (TLS verification, on by default) and ``allow_insecure_http``.
+
+    :param wolkvox_conn_id: the Airflow Connection to use.
+    :param retry_policy: waits between retries of requests the server cannot have processed.
+    """
+
+    conn_name_attr = "wolkvox_conn_id"
+    default_conn_name = "wolkvox_default"
+    conn_type = "wolkvox"
+    hook_name = "Wolkvox CRM"
+
+    def __init__(
+        self, wolkvox_conn_id: str = default_conn_name, *, retry_policy: RetryPolicy | None = None
+    ) -> None:
+        super().__init__()
+        self.wolkvox_conn_id = wolkvox_conn_id
+        self.retry_policy = retry_policy
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(wolkvox_conn_id={self.wolkvox_conn_id!r})"
+
+    @cached_property
+    def _extras(self) -> dict[str, Any]:
+        return dict(self._connection.extra_dejson)
+
+    @cached_property
+    def _connection(self) -> Any:
+        return self.get_connection(self.wolkvox_conn_id)
+
+    @cached_property
+    def client(self) -> WolkvoxClient:
+        """The client of this hook: one keep-alive session, reused by every call of the hook."""
+        conn = self._connection
+        token = (conn.password or "").strip()
+        if not token:
+            raise WolkvoxConfigError(
+                f"the wolkvox Connection {self.wolkvox_conn_id!r} has no token: "
+                "put the Wolkvox-Token in its Password"
+            )
+        mask_secret(token)
+        base_url = base_url_from_host(
+            conn.host, allow_insecure_http=_flag(self._extras, "allow_insecure_http", default=False)
+        )
+        verify = _flag(self._extras, "verify", default=True)
+        if not verify:
+            self.log.warning("TLS verification is off for the wolkvox Connection %r", self.wolkvox_conn_id)
+        return WolkvoxClient(
+            base_url, token, timeout=self._timeout(), verify=verify, retry_policy=self.retry_policy
+        )
+
+    def get_conn(self) -> WolkvoxClient:
+        """The configured :class:`WolkvoxClient` (Airflow's hook convention)."""
+        return self.client
+
+    def operation_for(self, operation: str | None = None) -> str:
+        """``operation`` if given, else the Connection's extra ``operation``."""
+        chosen = operation if operation is not None else self._extras.get("operation")
+        if not isinstance(chosen, str) or not chosen.strip():
+            raise WolkvoxConfigError(
+                "no wolkvox operation: pass operation= to the task or set the extra 'operation' of the "
+                f"Connection {self.wolkvox_conn_id!r}"
+            )
+        return chosen.strip()
+
+    def insert(self, module: str, fields: Mapping[str, Any], *, operation: str | None = None) -> str:
+        """Create one record in ``module``; return its ``wolkvox_id``.
+
+        :param module: the CRM module (``"contacts"``, ``"leads"``, a custom module).
+        :param fields: field label → value; see :mod:`airflow_provider_wolkvox.fields` for typed values.
+        :param operation: the CRM operation; defaults to the Connection's extra.
+        """
+        module = check_module(module)
+        prepared = prepare_fields(fields)
+        return self.client.insert(self.operation_for(operation), module, prepared)
+
+    def iter_insert_many(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        operation: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        single: bool = False,
+        max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN,
+        dedupe_field: str | None = None,
+        total: int | None = None,
+        quota_check: bool = False,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    ) -> BulkLoad:
+        """A bulk load to iterate: one result per record, in input order, as records settle.
+
+        Same parameters as :meth:`insert_many`; use this form to stream results (e.g. to a file)
+        instead of holding them all.
+        """
+        module = check_module(module)
+        operation = self.operation_for(operation)
+        load = BulkLoad(
+            self.client,
+            operation,
+            module,
+            records,
+            batch_size=batch_size,
+            single=single,
+            max_in_flight=max_in_flight,
+            dedupe_field=dedupe_field,
+            total=total,
+            progress_interval=progress_interval,
+        )
+        if quota_check:
+            self._check_quota(operation, load)
+        return load
+
+    def insert_many(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        operation: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        single: bool = False,
+        max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN,
+        dedupe_field: str | None = None,
+        total: int | None = None,
+        quota_check: bool = False,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    ) -> InsertManyResult:
+        """Create many records of ``module``; every input record gets a result, in input order.
+
+        :param records: mappings of field label → value; any iterable, read lazily.
+        :param batch_size: records per ``insertMany.php`` call (1 to 10,000).
+        :param single: one ``insert.php`` call per record, for modules where batches are not wanted.
+        :param max_in_flight: requests in flight at once, 1 or 2 (the CRM's limit per token).
+        :param dedupe_field: a field unique per record: records whose outcome is unknown are looked
+            up by it and re-sent only when absent (one extra call each).
+        :param total: the number of records when ``records`` has no length (progress, quota check).
+        :param quota_check: read the token's quota first and fail before inserting anything when
+            the calls needed exceed the calls left today.
+        :param progress_interval: seconds between progress lines in the log.
+        """
+        load = self.iter_insert_many(
+            module,
+            records,
+            operation=operation,
+            batch_size=batch_size,
+            single=single,
+            max_in_flight=max_in_flight,
+            dedupe_field=dedupe_field,
+            total=total,
+            quota_check=quota_check,
+            progress_interval=progress_interval,
+        )
+        return InsertManyResult(list(load), load.summary)
+
+    def query(
+        self, module: str, field: str, value: Any, *, operation: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The records of ``module`` whose ``field`` equals ``value``."""
+        return self.client.query(self.operation_for(operation), check_module(module), field, value)
+
+    def token_info(self, *, operation: str | None = None) -> TokenInfo:
+        """The token's quota figures for today (costs one call of the quota)."""
+        return self.client.token_info(self.operation_for(operation))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check host, token and operation by reading the token's quota; never inserts anything."""
+        try:
+            info = self.token_info()
+        except WolkvoxError as error:
+            return False, str(error)
+        return True, (
+            f"Connected to {self.client.base_url}: {info.calls_left} of {info.token_limit} calls left today"
+            + ("" if info.hours_to_reset is None else f", the count restarts in {info.hours_to_reset:g} h")
+        )
+
+    def _timeout(self) -> float:
+        raw = self._extras.get("timeout")
+        if raw in (None, ""):
+            return DEFAULT_TIMEOUT
+        try:
+            timeout = float(raw)
+        except (TypeError, ValueError):
+            timeout = math.nan
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise WolkvoxConfigError(
+                f"the wolkvox Connection's extra timeout must be a positive number, got {raw!r}"
+            )
+        return timeout
+
+    def _check_quota(self, operation: str, load: BulkLoad) -> None:
+        if load.total is None:
+            raise WolkvoxInputError("quota_check needs the number of records: pass total= for this input")
+        needed = math.ceil(load.total / load.batch_size)
+        info = self.client.token_info(operation)
+        if needed > info.calls_left:
+            reset = (
+                "" if info.hours_to_reset is None else f"; the count restarts in {info.hours_to_reset:g} h"
+            )
+            raise WolkvoxQuotaExceededError(
+                f"wolkvox quota check: loading {load.total} records needs {needed} calls but only "
+                f"{info.calls_left} of {info.token_limit} are left today{reset}; nothing was sent"
+            )
+        self.log.info("wolkvox quota check: %d calls needed, %d left today", needed, info.calls_left)
+
+
+def check_module(module: Any) -> str:
+    """The module name, or ``WolkvoxInputError`` when it is not a non-empty string."""
+    if not isinstance(module, str) or not module.strip():
+        raise WolkvoxInputError(f"module must be a non-empty string such as 'contacts', got {module!r}")
+    return module.strip()
+
+
+def _flag(extras: Mapping[str, Any], name: str, *, default: bool) -> bool:
+    """A boolean extra; the UI and env JSON may give it as a bool or as text."""
+    value = extras.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise WolkvoxConfigError(f"the wolkvox Connection's extra {name} must be true or false, got {value!r}")

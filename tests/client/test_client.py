@@ -1,0 +1,246 @@
+"""WolkvoxClient one request at a time (requests_mock): exact requests, retry policy, outcome unknown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import requests_mock as rm
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client import RetryPolicy, TokenInfo, WolkvoxClient
+from airflow_provider_wolkvox.client.client import encode_body
+from airflow_provider_wolkvox.exceptions import (
+    WolkvoxAuthError,
+    WolkvoxConcurrencyLimitError,
+    WolkvoxConnectionError,
+    WolkvoxMalformedResponseError,
+    WolkvoxNoAnswerError,
+    WolkvoxOutcomeUnknownError,
+    WolkvoxServerError,
+)
+from tests.conftest import BASE_URL, OPERATION, TOKEN
+
+FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.002)
+NEW_ID = "64cb1f0e2a9d4c0012ab34cd"
+
+
+def ok(data: object, code: object = 200) -> dict:
+    return {"json": {"code": code, "error": "null", "msg": "Succesfully create record", "data": data}}
+
+
+def refused(status: int, error: str, msg: str) -> dict:
+    return {"status_code": status, "json": {"code": status, "error": error, "msg": msg}}
+
+
+@pytest.fixture
+def client() -> WolkvoxClient:
+    return WolkvoxClient(BASE_URL, TOKEN, timeout=7.5, retry_policy=FAST_RETRIES)
+
+
+def test_insert_sends_the_documented_request(client: WolkvoxClient, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(f"{BASE_URL}/server/API/v2/custom/insert.php", **ok({"wolkvox_id": NEW_ID}))
+    fields = {
+        "Categoria": "Arepas",
+        "Precio": 6700,
+        "Dirección": {"type": "address", "value": "Calle 145a #12-60"},
+    }
+
+    assert client.insert(OPERATION, "contacts", fields) == NEW_ID
+
+    [request] = requests_mock.request_history
+    assert request.method == "POST"
+    assert request.url == "https://crm0001.wolkvox.com/server/API/v2/custom/insert.php"
+    assert request.headers["Wolkvox-Token"] == TOKEN
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.json() == {"operation": OPERATION, "module": "contacts", "fields": fields}
+    assert request.timeout == (7.5, 7.5)
+    assert request.verify is not False  # True, or the CA bundle the environment names
+
+
+def test_insert_batch_sends_fields_as_an_array(client: WolkvoxClient, requests_mock: rm.Mocker) -> None:
+    ids = [f"{n:024x}" for n in range(3)]
+    requests_mock.post(
+        f"{BASE_URL}/server/API/v2/custom/insertMany.php", **ok([{"wolkvox_id": i} for i in ids])
+    )
+    records = [{"Nombre": f"n{n}"} for n in range(3)]
+    body = encode_body({"operation": OPERATION, "module": "leads", "fields": records})
+
+    assert client.insert_batch("leads", body, 3) == ids
+    [request] = requests_mock.request_history
+    assert request.url == "https://crm0001.wolkvox.com/server/API/v2/custom/insertMany.php"
+    assert request.json() == {"operation": OPERATION, "module": "leads", "fields": records}
+    assert request.headers["Wolkvox-Token"] == TOKEN
+
+
+def test_insert_batch_without_matching_ids_returns_none(
+    client: WolkvoxClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.post(f"{BASE_URL}{api.INSERT_MANY_PATH}", **ok({"inserted": 3}))
+    assert client.insert_batch("leads", b"{}", 3) is None
+
+
+def test_token_info_reads_the_quota_figures(client: WolkvoxClient, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(
+        f"{BASE_URL}/server/API/v2/token/tokenInformation.php",
+        json={
+            "code": "200",
+            "error": "null",
+            "msg": "1 records were are found",
+            "data": {
+                "description": "token",
+                "token_limit": 4800,
+                "token_use_today": 12,
+                "available_consumition_options": 4788,
+                "hours_to_restart_count": 15,
+            },
+        },
+    )
+    assert client.token_info(OPERATION) == TokenInfo(
+        token_limit=4800, token_use_today=12, calls_left=4788, hours_to_reset=15.0, description="token"
+    )
+    [request] = requests_mock.request_history
+    assert request.method == "GET"
+    assert (
+        request.url
+        == f"https://crm0001.wolkvox.com/server/API/v2/token/tokenInformation.php?operation={OPERATION}"
+    )
+    assert request.headers["Wolkvox-Token"] == TOKEN
+    assert request.body is None
+
+
+def test_query_sends_field_and_value(client: WolkvoxClient, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(
+        f"{BASE_URL}{api.QUERY_PATH}",
+        json={
+            "code": "200",
+            "error": "null",
+            "msg": "1 records were are found",
+            "data": [{"wolkvox_id": NEW_ID}],
+        },
+    )
+    assert client.query(OPERATION, "contacts", "Email", "a@b.co") == [{"wolkvox_id": NEW_ID}]
+    assert requests_mock.last_request.json() == {
+        "operation": OPERATION,
+        "module": "contacts",
+        "field": "Email",
+        "value": "a@b.co",
+    }
+
+
+def test_one_session_is_reused(client: WolkvoxClient, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(f"{BASE_URL}{api.INSERT_PATH}", **ok({"wolkvox_id": NEW_ID}))
+    session = client._session
+    client.insert(OPERATION, "contacts", {"a": 1})
+    client.insert(OPERATION, "contacts", {"a": 2})
+    assert client._session is session
+    assert client.calls == 2
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        refused(403, api.ERROR_FORBIDDEN, api.MSG_TOO_MANY_SIMULTANEOUS),
+        refused(403, api.ERROR_FORBIDDEN, "API IN MAINTENANCE"),
+        refused(429, "TOO MANY REQUESTS", ""),
+        refused(503, "SERVICE UNAVAILABLE", ""),
+        {"exc": requests.ConnectTimeout},
+    ],
+    ids=["simultaneous", "maintenance", "429", "503", "connect-timeout"],
+)
+def test_insert_retries_what_the_server_cannot_have_processed(
+    client: WolkvoxClient, requests_mock: rm.Mocker, first: dict
+) -> None:
+    requests_mock.post(f"{BASE_URL}{api.INSERT_PATH}", [first, ok({"wolkvox_id": NEW_ID})])
+    assert client.insert(OPERATION, "contacts", {"a": 1}) == NEW_ID
+    assert requests_mock.call_count == 2
+
+
+def test_connection_refused_is_retried_then_raised() -> None:
+    # Port 9 on loopback: nothing listens there, the connection is refused at once.
+    with WolkvoxClient("http://127.0.0.1:9", TOKEN, retry_policy=FAST_RETRIES) as client:
+        with pytest.raises(WolkvoxConnectionError, match="could not reach the server"):
+            client.insert(OPERATION, "contacts", {"a": 1})
+        assert client.calls == FAST_RETRIES.max_attempts
+
+
+def test_retries_are_bounded(client: WolkvoxClient, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(
+        f"{BASE_URL}{api.INSERT_PATH}", **refused(403, "FORBIDDEN", api.MSG_TOO_MANY_SIMULTANEOUS)
+    )
+    with pytest.raises(WolkvoxConcurrencyLimitError):
+        client.insert(OPERATION, "contacts", {"a": 1})
+    assert requests_mock.call_count == FAST_RETRIES.max_attempts
+
+
+@pytest.mark.parametrize(
+    ("answer", "cause"),
+    [
+        ({"exc": requests.ReadTimeout}, WolkvoxNoAnswerError),
+        ({"exc": requests.ConnectionError("Connection aborted.")}, WolkvoxNoAnswerError),
+        (refused(500, "INTERNAL SERVER ERROR", "boom"), WolkvoxServerError),
+        (refused(502, "BAD GATEWAY", ""), WolkvoxServerError),
+        (refused(504, "GATEWAY TIMEOUT", ""), WolkvoxServerError),
+        ({"text": "<html>proxy error</html>"}, WolkvoxMalformedResponseError),
+        (ok({"nothing": "here"}), WolkvoxMalformedResponseError),
+    ],
+    ids=["read-timeout", "dropped", "500", "502", "504", "non-json-200", "id-less-200"],
+)
+def test_insert_never_retries_blindly_after_the_server_got_it(
+    client: WolkvoxClient, requests_mock: rm.Mocker, answer: dict, cause: type
+) -> None:
+    requests_mock.post(f"{BASE_URL}{api.INSERT_PATH}", [answer, ok({"wolkvox_id": NEW_ID})])
+    with pytest.raises(WolkvoxOutcomeUnknownError, match="outcome is unknown") as raised:
+        client.insert(OPERATION, "contacts", {"a": 1})
+    assert isinstance(raised.value.__cause__, cause)
+    assert raised.value.fail_fast
+    assert requests_mock.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "first",
+    [{"exc": requests.ReadTimeout}, refused(500, "INTERNAL SERVER ERROR", ""), {"text": "<html/>"}],
+    ids=["read-timeout", "500", "non-json"],
+)
+def test_reads_are_retried_after_uncertain_failures(
+    client: WolkvoxClient, requests_mock: rm.Mocker, first: dict
+) -> None:
+    info = {
+        "token_limit": 10,
+        "token_use_today": 1,
+        "available_consumition_options": 9,
+        "hours_to_restart_count": 2,
+    }
+    requests_mock.get(f"{BASE_URL}{api.TOKEN_INFO_PATH}", [first, ok(info, code="200")])
+    assert client.token_info(OPERATION).calls_left == 9
+    assert requests_mock.call_count == 2
+
+
+def test_fail_fast_errors_are_not_retried(client: WolkvoxClient, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(f"{BASE_URL}{api.INSERT_PATH}", **refused(403, "FORBIDDEN", api.MSG_INVALID_TOKEN))
+    with pytest.raises(WolkvoxAuthError):
+        client.insert(OPERATION, "contacts", {"a": 1})
+    assert requests_mock.call_count == 1
+
+
+def test_token_echoed_by_the_server_is_redacted(client: WolkvoxClient, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(
+        f"{BASE_URL}{api.INSERT_PATH}", **refused(403, "FORBIDDEN", f"PLEASE VALIDATE TOKEN {TOKEN}")
+    )
+    with pytest.raises(WolkvoxAuthError) as raised:
+        client.insert(OPERATION, "contacts", {"a": 1})
+    assert TOKEN not in str(raised.value)
+    assert TOKEN not in (raised.value.msg or "")
+    assert "PLEASE VALIDATE TOKEN ***" in str(raised.value)
+
+
+def test_repr_hides_the_token(client: WolkvoxClient) -> None:
+    assert TOKEN not in repr(client)
+    assert repr(client) == "WolkvoxClient(base_url='https://crm0001.wolkvox.com', token='***')"
+
+
+def test_body_is_utf8_json_without_ascii_escapes() -> None:
+    body = encode_body({"fields": {"Dirección": "Bogotá"}})
+    assert body == '{"fields":{"Dirección":"Bogotá"}}'.encode()
+    assert json.loads(body) == {"fields": {"Dirección": "Bogotá"}}

@@ -1,0 +1,44 @@
+"""Test set-up shared by every layer.
+
+Airflow reads its configuration when first imported, so the environment for the end-to-end
+tests (a throw-away AIRFLOW_HOME with a sqlite DB, the example DAGs as the dags folder, no
+Airflow example DAGs) is set here, before any test module imports Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="wolkvox-tests-airflow-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": _AIRFLOW_HOME,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "example_dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+    }
+)
+
+TOKEN = "tok-3f9a1c77e2b54d08"
+OPERATION = "modulotest03"
+BASE_URL = "https://crm0001.wolkvox.com"
+
+
+def connection_json(host: str, *, token: str = TOKEN, **extra: object) -> str:
+    """The ``AIRFLOW_CONN_*`` value of a wolkvox Connection."""
+    return json.dumps(
+        {"conn_type": "wolkvox", "host": host, "password": token, "extra": {"operation": OPERATION, **extra}}
+    )
+
+
+@pytest.fixture
+def wolkvox_conn(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A default Connection to the (mocked) production host."""
+    monkeypatch.setenv("AIRFLOW_CONN_WOLKVOX_DEFAULT", connection_json("crm0001.wolkvox.com"))
+    return "wolkvox_default"

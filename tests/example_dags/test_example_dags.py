@@ -1,0 +1,109 @@
+"""The example DAG files run end to end with ``dag.test()`` on a sqlite Airflow DB, against the fake CRM."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
+from example_dags.run_demo import run_dag
+from tests.conftest import OPERATION, REPO_ROOT, TOKEN
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+@pytest.fixture
+def fake_crm(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
+    with FakeWolkvoxServer({TOKEN: OPERATION}) as server:
+        monkeypatch.setenv(CONN_ENV_VAR, server.airflow_connection())
+        yield server
+
+
+def test_insert_dag_passes_the_new_id_downstream(fake_crm: FakeWolkvoxServer) -> None:
+    outcome = run_dag("example_wolkvox_insert", run_conf={"name": "Bea Ortiz", "email": "bea@example.com"})
+
+    assert outcome.state == "success"
+    [wolkvox_id] = outcome.values_of("insert_contact")
+    assert outcome.values_of("welcome") == [wolkvox_id]
+    [record] = fake_crm.records("contacts")
+    assert record["wolkvox_id"] == wolkvox_id
+    assert record["Nombre"] == "Bea Ortiz"
+    assert record["Email"] == "bea@example.com"
+    assert record["Direccion"] == {"type": "address", "value": "Calle 145a #12-60"}
+    [request] = fake_crm.request_log
+    assert (request.method, request.path, request.status) == ("POST", api.INSERT_PATH, 200)
+
+
+def test_mapped_insert_dag_collects_every_id_in_order(fake_crm: FakeWolkvoxServer) -> None:
+    outcome = run_dag("example_wolkvox_mapped_insert")
+
+    assert outcome.state == "success"
+    ids = outcome.values_of("insert_lead")
+    assert len(ids) == 3
+    assert len(set(ids)) == 3
+    assert outcome.values_of("report") == [ids]
+    records = {record["wolkvox_id"]: record for record in fake_crm.records("leads")}
+    assert [records[i]["Nombre"] for i in ids] == ["Luis Pérez", "Marta Ruiz", "Sofía Díaz"]
+    # Decimal and datetime values crossed XCom and were sent by the documented rule.
+    assert records[ids[0]]["Valor"] == 1750905.5
+    assert records[ids[2]]["Contactar el"] == "2026-12-01 09:30:00"
+
+
+def test_refused_token_fails_the_task_and_never_shows_the_token(
+    airflow_db: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    wrong_token = "wrong-token-9b1f2e77c4"
+    with FakeWolkvoxServer({TOKEN: OPERATION}) as server:
+        monkeypatch.setenv(CONN_ENV_VAR, server.airflow_connection().replace(TOKEN, wrong_token))
+        outcome = run_dag("example_wolkvox_insert")
+        assert server.records("contacts") == []
+
+    assert outcome.state == "failed"
+    assert outcome.task_states[("insert_contact", -1)] == "failed"
+    output = capfd.readouterr()
+    assert api.MSG_INVALID_TOKEN in output.out + output.err
+    assert wrong_token not in output.out + output.err
+    assert_token_not_stored(wrong_token)
+
+
+def assert_token_not_stored(token: str) -> None:
+    """Neither XComs nor rendered template fields in the metadata DB carry the token."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        for model, column in (
+            (XComModel, XComModel.value),
+            (RenderedTaskInstanceFields, RenderedTaskInstanceFields.rendered_fields),
+        ):
+            stored = [json.dumps(value, default=str) for value in session.scalars(select(column)).all()]
+            assert stored, f"nothing stored in {model.__name__}: the check would prove nothing"
+            assert not any(token in text for text in stored)
+
+
+def test_demo_entry_point_runs_and_prints_the_ids() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "example_dags" / "run_demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "wolkvox demo: all tasks succeeded" in result.stdout
+    assert "records now in the fake CRM, module 'leads': 3" in result.stdout
+    assert "records now in the fake CRM, module 'contacts': 1" in result.stdout

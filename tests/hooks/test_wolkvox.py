@@ -1,0 +1,165 @@
+"""WolkvoxHook: Connection → configured client (requests_mock for the one request it sends)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests_mock as rm
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.exceptions import WolkvoxConfigError, WolkvoxInputError
+from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
+from tests.conftest import BASE_URL, OPERATION, TOKEN, connection_json
+
+NEW_ID = "64cb1f0e2a9d4c0012ab34cd"
+TOKEN_INFO = {
+    "code": "200",
+    "error": "null",
+    "msg": "1 records were are found",
+    "data": {
+        "description": "token",
+        "token_limit": 4800,
+        "token_use_today": 1,
+        "available_consumition_options": 4799,
+        "hours_to_restart_count": 15,
+    },
+}
+
+
+def use_connection(
+    monkeypatch: pytest.MonkeyPatch, host: str = "crm0001.wolkvox.com", **extra: object
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WOLKVOX_DEFAULT", connection_json(host, **extra))
+
+
+def test_class_attributes_are_the_public_names() -> None:
+    assert WolkvoxHook.conn_name_attr == "wolkvox_conn_id"
+    assert WolkvoxHook.default_conn_name == "wolkvox_default"
+    assert WolkvoxHook.conn_type == "wolkvox"
+    assert WolkvoxHook.hook_name == "Wolkvox CRM"
+
+
+def test_insert_posts_to_the_connection_host(wolkvox_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(
+        f"{BASE_URL}/server/API/v2/custom/insert.php",
+        json={
+            "code": 200,
+            "error": "null",
+            "msg": "Succesfully create record",
+            "data": {"wolkvox_id": NEW_ID},
+        },
+    )
+    hook = WolkvoxHook()
+    assert hook.insert("contacts", {"Nombre": "Ana"}) == NEW_ID
+    request = requests_mock.last_request
+    assert request.headers["Wolkvox-Token"] == TOKEN
+    assert request.json() == {"operation": OPERATION, "module": "contacts", "fields": {"Nombre": "Ana"}}
+    assert request.timeout == (10.0, 60.0)
+
+
+def test_operation_argument_wins_over_the_extra(wolkvox_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(
+        f"{BASE_URL}{api.INSERT_PATH}", json={"code": 200, "error": "null", "data": {"wolkvox_id": NEW_ID}}
+    )
+    WolkvoxHook().insert("contacts", {"a": 1}, operation="other_op")
+    assert requests_mock.last_request.json()["operation"] == "other_op"
+
+
+def test_missing_operation_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WOLKVOX_DEFAULT",
+        json.dumps({"conn_type": "wolkvox", "host": "crm0001.wolkvox.com", "password": TOKEN}),
+    )
+    with pytest.raises(
+        WolkvoxConfigError, match=r"no wolkvox operation: pass operation= .* extra 'operation'"
+    ):
+        WolkvoxHook().insert("contacts", {"a": 1})
+    assert requests_mock.call_count == 0
+
+
+def test_missing_token_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_connection(monkeypatch)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WOLKVOX_DEFAULT", '{"conn_type": "wolkvox", "host": "crm0001.wolkvox.com", "extra": {}}'
+    )
+    with pytest.raises(WolkvoxConfigError, match="has no token: put the Wolkvox-Token in its Password"):
+        WolkvoxHook().client  # noqa: B018
+
+
+@pytest.mark.parametrize(("module", "fields"), [("", {"a": 1}), (None, {"a": 1}), ("contacts", {})])
+def test_bad_input_is_refused_before_any_request(
+    wolkvox_conn: str, requests_mock: rm.Mocker, module: object, fields: dict
+) -> None:
+    with pytest.raises(WolkvoxInputError):
+        WolkvoxHook().insert(module, fields)  # type: ignore[arg-type]
+    assert requests_mock.call_count == 0
+
+
+def test_extras_configure_the_client(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    use_connection(
+        monkeypatch, "http://crm0001.wolkvox.com", timeout="12.5", verify="false", allow_insecure_http=True
+    )
+    client = WolkvoxHook().client
+    assert client.base_url == "http://crm0001.wolkvox.com"
+    assert client._timeout == (10.0, 12.5)
+    assert client._session.verify is False
+    # Airflow's hook logger writes through structlog to the task log (stdout here).
+    assert "TLS verification is off for the wolkvox Connection 'wolkvox_default'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("timeout", ["0", "-3", "soon", "nan"])
+def test_bad_timeout_is_a_config_error(monkeypatch: pytest.MonkeyPatch, timeout: str) -> None:
+    use_connection(monkeypatch, timeout=timeout)
+    with pytest.raises(WolkvoxConfigError, match="timeout must be a positive number"):
+        WolkvoxHook().client  # noqa: B018
+
+
+def test_insecure_http_is_refused_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_connection(monkeypatch, "http://crm0001.wolkvox.com")
+    with pytest.raises(WolkvoxConfigError, match="refusing plain http://"):
+        WolkvoxHook().client  # noqa: B018
+
+
+def test_one_client_per_hook(wolkvox_conn: str) -> None:
+    hook = WolkvoxHook()
+    assert hook.get_conn() is hook.client is hook.get_conn()
+
+
+def test_token_info_and_test_connection(wolkvox_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(f"{BASE_URL}{api.TOKEN_INFO_PATH}", json=TOKEN_INFO)
+    hook = WolkvoxHook()
+    assert hook.token_info().calls_left == 4799
+    assert hook.test_connection() == (
+        True,
+        "Connected to https://crm0001.wolkvox.com: 4799 of 4800 calls left today, the count restarts in 15 h",
+    )
+    assert all(r.method == "GET" for r in requests_mock.request_history)
+
+
+def test_test_connection_reports_a_refused_token(wolkvox_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(
+        f"{BASE_URL}{api.TOKEN_INFO_PATH}",
+        status_code=403,
+        json={"code": 403, "error": "FORBIDDEN", "msg": "PLEASE VALIDATE TOKEN"},
+    )
+    ok, message = WolkvoxHook().test_connection()
+    assert not ok
+    assert message == "wolkvox tokenInformation.php: HTTP 403: FORBIDDEN PLEASE VALIDATE TOKEN"
+    assert requests_mock.call_count == 1
+
+
+def test_test_connection_reports_a_config_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_connection(monkeypatch, "http://crm0001.wolkvox.com")
+    ok, message = WolkvoxHook().test_connection()
+    assert not ok
+    assert "refusing plain http://" in message
+
+
+def test_repr_hides_the_token(wolkvox_conn: str) -> None:
+    hook = WolkvoxHook()
+    hook.client  # noqa: B018
+    assert TOKEN not in repr(hook)
+    assert repr(hook) == "WolkvoxHook(wolkvox_conn_id='wolkvox_default')"

@@ -1,0 +1,80 @@
+"""The provider as Airflow discovers it: entry point, provider info, connection form, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+import airflow_provider_wolkvox
+from airflow_provider_wolkvox import get_provider_info
+
+
+def test_entry_point_is_registered() -> None:
+    [entry] = [
+        e
+        for e in entry_points(group="apache_airflow_provider")
+        if e.value.startswith("airflow_provider_wolkvox")
+    ]
+    assert entry.value == "airflow_provider_wolkvox:get_provider_info"
+    assert entry.load() is get_provider_info
+
+
+def test_provider_info_declares_hook_operators_and_connection_type() -> None:
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-wolkvox"
+    assert info["versions"] == [airflow_provider_wolkvox.__version__]
+    assert info["hooks"][0]["python-modules"] == ["airflow_provider_wolkvox.hooks.wolkvox"]
+    assert info["operators"][0]["python-modules"] == ["airflow_provider_wolkvox.operators.insert"]
+    [conn_type] = info["connection-types"]
+    assert conn_type["connection-type"] == "wolkvox"
+    assert conn_type["hook-class-name"] == "airflow_provider_wolkvox.hooks.wolkvox.WolkvoxHook"
+    assert set(conn_type["conn-fields"]) == {"operation", "timeout", "verify", "allow_insecure_http"}
+    behaviour = conn_type["ui-field-behaviour"]
+    assert set(behaviour["hidden-fields"]) >= {"login", "schema", "port"}
+    assert behaviour["relabeling"] == {"host": "CRM server", "password": "Wolkvox-Token"}
+    assert behaviour["placeholders"]["host"] == "crm0001.wolkvox.com"
+
+
+def test_provider_info_matches_airflows_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import airflow
+
+    schema_path = Path(airflow.__file__).parent / "provider_info.schema.json"
+    jsonschema.validate(get_provider_info(), json.loads(schema_path.read_text()))
+
+
+def test_providers_manager_sees_the_connection_form() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-wolkvox" in manager.providers
+    widgets = manager.connection_form_widgets
+    assert widgets["extra__wolkvox__operation"].field["schema"]["title"] == "Operation"
+    behaviour = manager.field_behaviours["wolkvox"]
+    assert behaviour["relabeling"]["password"] == "Wolkvox-Token"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"), [("list", "airflow-provider-wolkvox"), ("hooks", "wolkvox_conn_id")]
+)
+def test_airflow_cli_lists_the_provider_without_warnings(command: str, expected: str, tmp_path: Path) -> None:
+    airflow = Path(sys.executable).with_name("airflow")
+    result = subprocess.run(
+        [str(airflow), "providers", command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AIRFLOW_HOME": str(tmp_path)},
+        check=True,
+    )
+    assert expected in result.stdout
+    assert "wolkvox" in result.stdout
+    output = (result.stdout + result.stderr).lower()
+    assert "warning" not in output
+    assert "error" not in output
