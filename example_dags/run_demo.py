@@ -16,7 +16,13 @@ from typing import Any
 
 DAGS_FOLDER = Path(__file__).resolve().parent
 DEMO_HOME = DAGS_FOLDER.parent / ".airflow" / "demo"
-EXAMPLE_DAG_IDS = ("example_wolkvox_insert", "example_wolkvox_mapped_insert")
+SHOWN_RECORDS = 5
+EXAMPLE_DAG_IDS = (
+    "example_wolkvox_insert",
+    "example_wolkvox_mapped_insert",
+    "example_wolkvox_bulk_load",
+    "example_wolkvox_chunked_load",
+)
 
 
 def configure_airflow(home: Path) -> None:
@@ -48,18 +54,25 @@ class DagRunOutcome:
 
 def run_dag(dag_id: str, **test_kwargs: Any) -> DagRunOutcome:
     """Run the example DAG ``dag_id`` with ``dag.test()`` and read back its outcome from the DB."""
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
+
+    try:  # Airflow 3
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2.11: the same classes under their older homes and names
+        from airflow.models.dagbag import DagBag
+        from airflow.models.xcom import XCom as XComModel
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER / f"{dag_id}.py"))
     if bag.import_errors:
         raise RuntimeError(f"{dag_id} does not import: {bag.import_errors}")
     dag_run = bag.get_dag(dag_id).test(**test_kwargs)
     with create_session() as session:
-        rows = session.scalars(
-            select(XComModel).where(
+        # Columns, not ORM objects: Airflow 2 decodes the value of a loaded XCom object itself, so
+        # only the stored value deserializes the same way on both.
+        rows = session.execute(
+            select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
                 XComModel.dag_id == dag_id,
                 XComModel.run_id == dag_run.run_id,
                 XComModel.key == "return_value",
@@ -82,7 +95,7 @@ def main() -> int:
 
     db.resetdb()
     failed = False
-    with FakeWolkvoxServer({"demo-token": "demo"}) as server:
+    with FakeWolkvoxServer({"demo-token": "demo"}, unique_fields={"contacts": ["Email"]}) as server:
         os.environ[CONN_ENV_VAR] = server.airflow_connection()
         outcomes = [run_dag(dag_id) for dag_id in EXAMPLE_DAG_IDS]
         print("\n=== wolkvox demo: example DAGs against the embedded fake CRM at", server.url)
@@ -98,8 +111,10 @@ def main() -> int:
         for module in ("contacts", "leads"):
             records = server.records(module)
             print(f"\nrecords now in the fake CRM, module {module!r}: {len(records)}")
-            for record in records:
-                print(f"  {record['wolkvox_id']}  {record.get('Nombre')!s:<12} {record.get('Email')}")
+            for record in records[:SHOWN_RECORDS]:
+                print(f"  {record['wolkvox_id']}  {record.get('Nombre')!s:<18} {record.get('Email')}")
+            if len(records) > SHOWN_RECORDS:
+                print(f"  ... and {len(records) - SHOWN_RECORDS} more")
     print("\nwolkvox demo:", "FAILED" if failed else "all tasks succeeded")
     return 1 if failed else 0
 

@@ -25,6 +25,9 @@ os.environ.update(
     }
 )
 
+# Imports that load Airflow come after its environment is set.
+from airflow_provider_wolkvox.client.retry import RetryPolicy  # noqa: E402
+
 TOKEN = "tok-3f9a1c77e2b54d08"
 OPERATION = "modulotest03"
 BASE_URL = "https://crm0001.wolkvox.com"
@@ -42,3 +45,11 @@ def wolkvox_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     """A default Connection to the (mocked) production host."""
     monkeypatch.setenv("AIRFLOW_CONN_WOLKVOX_DEFAULT", connection_json("crm0001.wolkvox.com"))
     return "wolkvox_default"
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> RetryPolicy:
+    """Make every client built without an explicit policy retry at once (same count, no waiting)."""
+    policy = RetryPolicy(base_delay=0.0001, max_delay=0.001)
+    monkeypatch.setattr("airflow_provider_wolkvox.client.client.RetryPolicy", lambda: policy)
+    return policy

@@ -7,13 +7,14 @@ records is never in memory at once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient, encode_body
@@ -39,6 +40,26 @@ _DEDUPE_ROUNDS = 3
 
 Chunk = list[tuple[int, dict[str, Any]]]
 
+#: What a journal recalls of a chunk an earlier try was sending when it stopped.
+IN_DOUBT = "in_doubt"
+
+
+class LoadJournal(Protocol):
+    """Where a load notes its progress, so that a retried task neither re-sends nor loses records.
+
+    Chunks are numbered in input order; ``fingerprint`` identifies a chunk's content, so that a
+    changed input is never matched to an old note. Calls come from the thread iterating the load.
+    """
+
+    def recall(self, number: int, fingerprint: str) -> list[RecordResult] | str | None:
+        """The results noted for the chunk, ``IN_DOUBT`` if it was being sent, else None."""
+
+    def sending(self, number: int, fingerprint: str) -> None:
+        """Note that the chunk is about to be sent."""
+
+    def settled(self, number: int, fingerprint: str, results: list[RecordResult]) -> None:
+        """Note the chunk's results."""
+
 
 def check_load_options(batch_size: int, max_in_flight: int) -> None:
     """Reject out-of-range options before anything is read or sent."""
@@ -59,12 +80,14 @@ class BulkLoad:
     :param records: mappings of field label to value; a sequence is checked whole before the first
         request, any other iterable record by record as it is read (a bad record then raises
         ``WolkvoxInputError`` after the results of the records before it).
-    :param batch_size: records per ``insertMany.php`` call.
+    :param batch_size: records per ``insertMany.php`` call (in single mode: per journal note).
     :param single: one ``insert.php`` call per record instead of batches.
     :param max_in_flight: requests in flight at once (1 or 2; the gate caps the process at 2).
     :param dedupe_field: a field unique per record; records whose outcome is unknown are looked up
         by it (one ``query.php`` call each) and re-sent only when absent.
     :param total: the number of records, for progress lines, when ``records`` has no length.
+    :param journal: notes progress chunk by chunk; a load given the notes of an earlier try skips
+        the records already settled and treats those that were in flight as of unknown outcome.
     """
 
     def __init__(
@@ -80,16 +103,18 @@ class BulkLoad:
         dedupe_field: str | None = None,
         total: int | None = None,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        journal: LoadJournal | None = None,
     ) -> None:
         check_load_options(batch_size, max_in_flight)
         self.client = client
         self.operation = operation
         self.module = module
-        self.batch_size = 1 if single else batch_size
+        self.batch_size = batch_size
         self.single = single
         self.max_in_flight = max_in_flight
         self.dedupe_field = dedupe_field
         self.progress_interval = progress_interval
+        self.journal = journal
         self.summary = LoadSummary()
         #: The error that stopped the load (spent quota, refused token, CRM unavailable), if any.
         self.stop_error: WolkvoxError | None = None
@@ -107,39 +132,77 @@ class BulkLoad:
         started = time.monotonic()
         calls_before = self.client.calls
         last_progress = started
-        pending: deque[Future[list[RecordResult]]] = deque()
+        pending: deque[tuple[int, str, Future[list[RecordResult]]]] = deque()
         with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-load") as pool:
             try:
-                for chunk, body in self._chunks():
-                    pending.append(pool.submit(self._send, chunk, body))
+                for number, chunk, body in self._chunks():
+                    fingerprint = hashlib.sha256(body).hexdigest() if self.journal else ""
+                    pending.append(
+                        (number, fingerprint, self._submit(pool, number, fingerprint, chunk, body))
+                    )
                     # Keep one chunk prepared beyond those in flight, so the gate never idles.
                     while len(pending) > self.max_in_flight:
-                        yield from self._settle(pending.popleft())
+                        yield from self._settle(*pending.popleft())
                         if time.monotonic() - last_progress >= self.progress_interval:
                             last_progress = time.monotonic()
                             self._log_progress(started, calls_before)
                 while pending:
-                    yield from self._settle(pending.popleft())
+                    yield from self._settle(*pending.popleft())
             finally:
-                for future in pending:
+                for *_, future in pending:
                     future.cancel()
                 self.summary.calls = self.client.calls - calls_before
                 self.summary.elapsed_seconds = time.monotonic() - started
                 if self.stop_error is not None:
                     self.summary.stopped_reason = str(self.stop_error)
 
-    def _chunks(self) -> Iterator[tuple[Chunk, bytes | None]]:
+    def _chunks(self) -> Iterator[tuple[int, Chunk, bytes]]:
         records = enumerate(self._records)
+        number = 0
         while chunk := list(islice(records, self.batch_size)):
             # Encoded here, on the reading thread, while the requests in flight travel.
-            yield chunk, None if self.single or self.stop_error is not None else self._encode(chunk)
+            yield number, chunk, self._encode(chunk) if self.journal or not self.single else b""
+            number += 1
 
-    def _settle(self, future: Future[list[RecordResult]]) -> Iterator[RecordResult]:
-        for result in future.result():
+    def _submit(
+        self, pool: ThreadPoolExecutor, number: int, fingerprint: str, chunk: Chunk, body: bytes
+    ) -> Future[list[RecordResult]]:
+        if self.journal is None:
+            return pool.submit(self._send, chunk, body)
+        recalled = self.journal.recall(number, fingerprint)
+        if recalled is None:
+            self.journal.sending(number, fingerprint)
+            return pool.submit(self._send, chunk, body)
+        return pool.submit(self._resume, chunk, recalled)
+
+    def _settle(
+        self, number: int, fingerprint: str, future: Future[list[RecordResult]]
+    ) -> Iterator[RecordResult]:
+        results = future.result()
+        if self.journal is not None:
+            self.journal.settled(number, fingerprint, results)
+        for result in results:
             self.summary.add(result)
             yield result
 
-    def _send(self, chunk: Chunk, body: bytes | None = None, attempt: int = 1) -> list[RecordResult]:
+    def _resume(self, chunk: Chunk, recalled: list[RecordResult] | str) -> list[RecordResult]:
+        """Settle a chunk an earlier try of the load already dealt with, sending only what it did not."""
+        if recalled == IN_DOUBT:
+            error = WolkvoxOutcomeUnknownError(
+                "an earlier try of this load was sending these records when it stopped; "
+                "they may or may not be in the CRM"
+            )
+            return self._resolve_unknown(chunk, error, attempt=1)
+        assert isinstance(recalled, list)
+        unsent = {result.index for result in recalled if result.status is RecordStatus.NOT_SENT}
+        if not unsent:
+            return recalled
+        retried = {
+            result.index: result for result in self._send([item for item in chunk if item[0] in unsent])
+        }
+        return [retried.get(result.index, result) for result in recalled]
+
+    def _send(self, chunk: Chunk, body: bytes = b"", attempt: int = 1) -> list[RecordResult]:
         """Insert ``chunk`` (one call per record, or one batch) and say what became of each record."""
         if self.stop_error is not None:
             return [_outcome(index, RecordStatus.NOT_SENT, self.stop_error) for index, _ in chunk]
@@ -159,8 +222,8 @@ class BulkLoad:
             return _outcome(index, RecordStatus.NOT_SENT, error)
         return RecordResult(index, RecordStatus.CREATED, wolkvox_id)
 
-    def _send_batch(self, chunk: Chunk, body: bytes | None, attempt: int) -> list[RecordResult]:
-        if body is None:
+    def _send_batch(self, chunk: Chunk, body: bytes, attempt: int) -> list[RecordResult]:
+        if not body:
             body = self._encode(chunk)
         try:
             ids = self.client.insert_batch(self.module, body, len(chunk))
@@ -178,9 +241,7 @@ class BulkLoad:
                 error.msg,
             )
             half = len(chunk) // 2
-            return self._send_batch(chunk[:half], None, attempt) + self._send_batch(
-                chunk[half:], None, attempt
-            )
+            return self._send_batch(chunk[:half], b"", attempt) + self._send_batch(chunk[half:], b"", attempt)
         except WolkvoxOutcomeUnknownError as error:
             return self._resolve_unknown(chunk, error, attempt)
         except WolkvoxError as error:
@@ -214,7 +275,7 @@ class BulkLoad:
             log.info(
                 "wolkvox: %d record(s) of unknown outcome are not in the CRM; sending them again", len(absent)
             )
-            settled.update((result.index, result) for result in self._send(absent, None, attempt + 1))
+            settled.update((result.index, result) for result in self._send(absent, b"", attempt + 1))
         return [settled[index] for index, _ in chunk]
 
     def _look_up(self, fields: dict[str, Any]) -> list[str] | None:
@@ -239,6 +300,13 @@ class BulkLoad:
         if self.stop_error is None:
             log.error("wolkvox load stopped: %s; the remaining records are not sent", error)
             self.stop_error = error
+
+    @property
+    def calls_needed(self) -> int | None:
+        """API calls the load needs when nothing fails, if the record count is known."""
+        if self.total is None:
+            return None
+        return self.total if self.single else -(-self.total // self.batch_size)
 
     def _log_progress(self, started: float, calls_before: int) -> None:
         done = self.summary.total

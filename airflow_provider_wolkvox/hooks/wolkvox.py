@@ -17,7 +17,7 @@ from airflow_provider_wolkvox.client import (
     TokenInfo,
     WolkvoxClient,
 )
-from airflow_provider_wolkvox.client.bulk import DEFAULT_BATCH_SIZE, DEFAULT_PROGRESS_INTERVAL
+from airflow_provider_wolkvox.client.bulk import DEFAULT_BATCH_SIZE, DEFAULT_PROGRESS_INTERVAL, LoadJournal
 from airflow_provider_wolkvox.client.client import DEFAULT_TIMEOUT
 from airflow_provider_wolkvox.client.host import base_url_from_host
 from airflow_provider_wolkvox.exceptions import (
@@ -122,11 +122,12 @@ class WolkvoxHook(BaseHook):
         total: int | None = None,
         quota_check: bool = False,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        journal: LoadJournal | None = None,
     ) -> BulkLoad:
         """A bulk load to iterate: one result per record, in input order, as records settle.
 
         Same parameters as :meth:`insert_many`; use this form to stream results (e.g. to a file)
-        instead of holding them all.
+        instead of holding them all. ``journal`` notes progress so a retried task resumes the load.
         """
         module = check_module(module)
         operation = self.operation_for(operation)
@@ -141,6 +142,7 @@ class WolkvoxHook(BaseHook):
             dedupe_field=dedupe_field,
             total=total,
             progress_interval=progress_interval,
+            journal=journal,
         )
         if quota_check:
             self._check_quota(operation, load)
@@ -223,9 +225,9 @@ class WolkvoxHook(BaseHook):
         return timeout
 
     def _check_quota(self, operation: str, load: BulkLoad) -> None:
-        if load.total is None:
+        needed = load.calls_needed
+        if needed is None:
             raise WolkvoxInputError("quota_check needs the number of records: pass total= for this input")
-        needed = math.ceil(load.total / load.batch_size)
         info = self.client.token_info(operation)
         if needed > info.calls_left:
             reset = (

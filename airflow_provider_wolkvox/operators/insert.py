@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client import LoadSummary, RecordResult, RecordStatus
+from airflow_provider_wolkvox.client.bulk import DEFAULT_BATCH_SIZE, BulkLoad, check_load_options
 from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
+from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
+from airflow_provider_wolkvox.sources import check_records_file, open_text, read_records
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -64,6 +69,142 @@ class WolkvoxInsertOperator(BaseOperator):
         return wolkvox_id
 
 
+class WolkvoxInsertManyOperator(BaseOperator):
+    """Create many records of one wolkvox CRM module in few API calls; report every record.
+
+    Give the records either in memory (``records``) or as a file (``records_path``). Every record
+    ends created (with its id), rejected (with the server's reason), of unknown outcome, or not
+    sent; the task fails when more than ``max_failed_records`` did not end created, after every
+    record was tried. The whole input is checked before the first request.
+
+    :param module: the CRM module. (templated)
+    :param records: a list of mappings (field label → value), or a JSON array string. (templated)
+    :param records_path: a ``.jsonl``/``.ndjson`` or ``.csv`` file, local or any URL Airflow's
+        ``ObjectStoragePath`` reads (``s3://``, ``gs://``, ...); streamed, never held whole. (templated)
+    :param results_path: where to write one JSON line per record with its outcome. (templated)
+    :param operation: the CRM operation; defaults to the Connection's extra. (templated)
+    :param wolkvox_conn_id: the wolkvox Connection. (templated)
+    :param batch_size: records per ``insertMany.php`` call.
+    :param single: one ``insert.php`` call per record instead of batches.
+    :param max_in_flight: requests in flight at once, 1 or 2 (the CRM's limit per token).
+    :param dedupe_field: a field unique per record, used to settle records of unknown outcome.
+    :param max_failed_records: how many records may fail before the task fails.
+    :param quota_check: fail before sending anything when today's quota cannot cover the load.
+    :param failed_records_limit: how many failed records the ``failed_records`` XCom lists at most.
+    :return: for ``records``, the ids in input order (None where none); for ``records_path``, a
+        summary with the counts and ``results_path``.
+    """
+
+    template_fields: Sequence[str] = (
+        "module",
+        "records",
+        "records_path",
+        "results_path",
+        "operation",
+        "wolkvox_conn_id",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"records": "json"}
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        module: str,
+        records: Sequence[Mapping[str, Any]] | str | None = None,
+        records_path: str | None = None,
+        results_path: str | None = None,
+        operation: str | None = None,
+        wolkvox_conn_id: str = WolkvoxHook.default_conn_name,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        single: bool = False,
+        max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN,
+        dedupe_field: str | None = None,
+        max_failed_records: int = 0,
+        quota_check: bool = False,
+        failed_records_limit: int = 100,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (records is None) == (records_path is None):
+            raise ValueError("give exactly one of records and records_path")
+        check_load_options(batch_size, max_in_flight)
+        self.module = module
+        self.records = records
+        self.records_path = records_path
+        self.results_path = results_path
+        self.operation = operation
+        self.wolkvox_conn_id = wolkvox_conn_id
+        self.batch_size = batch_size
+        self.single = single
+        self.max_in_flight = max_in_flight
+        self.dedupe_field = dedupe_field
+        self.max_failed_records = max_failed_records
+        self.quota_check = quota_check
+        self.failed_records_limit = failed_records_limit
+
+    def execute(self, context: Context) -> list[str | None] | dict[str, Any]:
+        hook = WolkvoxHook(self.wolkvox_conn_id)
+        with task_failure_semantics():
+            if self.records_path is None:
+                records: Iterable[Mapping[str, Any]] = sequence_argument(self.records, "records")
+                total = None
+            else:
+                total = check_records_file(self.records_path)
+                records = (record for _, record in read_records(self.records_path))
+            journal = task_state_journal(context, self.log)
+            load = hook.iter_insert_many(
+                self.module,
+                records,
+                operation=self.operation,
+                batch_size=self.batch_size,
+                single=self.single,
+                max_in_flight=self.max_in_flight,
+                dedupe_field=self.dedupe_field,
+                total=total,
+                quota_check=self.quota_check,
+                journal=journal,
+            )
+            ids, failed = self._consume(load)
+        summary = load.summary
+        self.log.info("wolkvox load of module %r: %s", self.module, summary.as_dict())
+        context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
+        self._fail_if_too_many(load, failed, resumable=journal is not None)
+        if self.records_path is None:
+            return ids
+        return {**summary.as_dict(), "results_path": self.results_path}
+
+    def _consume(self, load: BulkLoad) -> tuple[list[str | None], list[RecordResult]]:
+        """Drain the load: ids in memory (for in-memory input), results to the results file."""
+        keep_ids = self.records_path is None
+        ids: list[str | None] = []
+        failed: list[RecordResult] = []
+        with _results_writer(self.results_path) as write:
+            for result in load:
+                if keep_ids:
+                    ids.append(result.wolkvox_id)
+                if result.failed and len(failed) < self.failed_records_limit:
+                    failed.append(result)
+                write(result)
+        return ids, failed
+
+    def _fail_if_too_many(self, load: BulkLoad, failed: list[RecordResult], *, resumable: bool) -> None:
+        summary = load.summary
+        if summary.failed <= self.max_failed_records:
+            return
+        message = (
+            f"wolkvox load of module {self.module!r}: {summary.failed} of {summary.total} records failed "
+            f"(allowed: {self.max_failed_records}); {_counts_text(summary)}. "
+            + "; ".join(f"record {r.index}: {r.status.value} {r.msg or ''}".strip() for r in failed[:5])
+        )
+        stop = load.stop_error
+        created = summary.counts[RecordStatus.CREATED] + summary.counts[RecordStatus.CREATED_ID_UNKNOWN]
+        # A task retry re-sends the whole input: safe only before anything was created, or with a journal
+        # that lets the retry skip what this try settled.
+        if stop is not None and not stop.fail_fast and (resumable or created == 0):
+            raise WolkvoxError(f"{message}. Stopped by: {stop}") from stop
+        raise AirflowFailException(message)
+
+
 @contextmanager
 def task_failure_semantics() -> Iterator[None]:
     """Fail without task retries on errors a retry cannot fix; let the others reach Airflow's retries."""
@@ -73,6 +214,16 @@ def task_failure_semantics() -> Iterator[None]:
         if error.fail_fast:
             raise AirflowFailException(str(error)) from error
         raise
+
+
+def sequence_argument(value: Any, name: str) -> Sequence[Mapping[str, Any]]:
+    """A list-of-mappings argument given as a list or as a string (JSON array, or a rendered list)."""
+    parsed = _parse_text(value, name) if isinstance(value, str) else value
+    if isinstance(parsed, Mapping) or not isinstance(parsed, Sequence):
+        raise WolkvoxInputError(
+            f"{name} must be a list of mappings or a JSON array string, got {type(parsed).__name__}"
+        )
+    return parsed
 
 
 def mapping_argument(value: Any, name: str) -> Mapping[str, Any]:
@@ -97,3 +248,17 @@ def _parse_text(text: str, name: str) -> Any:
         raise WolkvoxInputError(
             f"{name} is a string that is not JSON; pass a mapping, or render the template with | tojson"
         ) from None
+
+
+def _counts_text(summary: LoadSummary) -> str:
+    return ", ".join(f"{count} {status.value}" for status, count in summary.counts.items() if count)
+
+
+@contextmanager
+def _results_writer(path: str | None) -> Iterator[Any]:
+    """A function writing one JSON line per result to ``path``; a no-op without a path."""
+    if path is None:
+        yield lambda result: None
+        return
+    with open_text(path, "w") as handle:
+        yield lambda result: handle.write(json.dumps(result.as_dict()) + "\n")

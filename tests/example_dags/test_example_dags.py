@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,40 @@ def test_demo_entry_point_runs_and_prints_the_ids() -> None:
     assert "wolkvox demo: all tasks succeeded" in result.stdout
     assert "records now in the fake CRM, module 'leads': 3" in result.stdout
     assert "records now in the fake CRM, module 'contacts': 1" in result.stdout
+
+
+def test_bulk_load_dag_streams_a_csv_and_reports_counts(
+    monkeypatch: pytest.MonkeyPatch, airflow_db: None
+) -> None:
+    with FakeWolkvoxServer({TOKEN: OPERATION}, unique_fields={"contacts": ["Email"]}) as server:
+        monkeypatch.setenv(CONN_ENV_VAR, server.airflow_connection())
+        outcome = run_dag("example_wolkvox_bulk_load")
+        stored = server.records("contacts")
+        batch_calls = server.calls(api.INSERT_MANY_PATH)
+
+    assert outcome.state == "success"
+    [summary] = outcome.values_of("load_contacts")
+    assert (summary["total"], summary["created"], summary["rejected"]) == (251, 250, 1)
+    assert outcome.values_of("report") == [{"created": 250, "rejected": 1}]
+    assert len(stored) == 250
+    assert len({record["Email"] for record in stored}) == 250
+    assert batch_calls >= 6  # 6 batches of 50 (+ the calls that isolated the repeated e-mail)
+    results = [json.loads(line) for line in Path(summary["results_path"]).read_text().splitlines()]
+    assert [r["index"] for r in results] == list(range(251))
+    assert results[250]["status"] == "rejected"
+    stored_ids = {record["wolkvox_id"] for record in stored}
+    assert {r["wolkvox_id"] for r in results[:250]} == stored_ids
+
+
+def test_chunked_load_dag_maps_over_chunks(fake_crm: FakeWolkvoxServer) -> None:
+    outcome = run_dag("example_wolkvox_chunked_load")
+
+    assert outcome.state == "success"
+    chunks = outcome.values_of("load_chunk")
+    assert [len(chunk) for chunk in chunks] == [40, 40, 20]
+    by_email = {record["Email"]: record["wolkvox_id"] for record in fake_crm.records("leads")}
+    assert [wolkvox_id for chunk in chunks for wolkvox_id in chunk] == [
+        by_email[f"lead{n}@example.com"] for n in range(100)
+    ]
+    assert outcome.values_of("collect") == [100]
+    assert fake_crm.max_in_flight(TOKEN) <= api.MAX_IN_FLIGHT_PER_TOKEN

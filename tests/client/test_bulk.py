@@ -1,0 +1,213 @@
+"""Bulk loads against the fake CRM over real HTTP: order, laziness, the gate, isolation, stops."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client import BulkLoad, RecordStatus, RetryPolicy, WolkvoxClient
+from airflow_provider_wolkvox.exceptions import WolkvoxInputError, WolkvoxQuotaExceededError
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
+from tests.conftest import OPERATION, TOKEN
+
+FAST_RETRIES = RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01)
+
+
+def contacts(count: int, start: int = 0) -> list[dict[str, object]]:
+    return [{"Nombre": f"Contacto {n}", "Email": f"c{n}@example.com"} for n in range(start, start + count)]
+
+
+@pytest.fixture
+def server() -> Iterator[FakeWolkvoxServer]:
+    with FakeWolkvoxServer({TOKEN: OPERATION}, unique_fields={"contacts": ["Email"]}) as fake:
+        yield fake
+
+
+@pytest.fixture
+def client(server: FakeWolkvoxServer) -> Iterator[WolkvoxClient]:
+    with WolkvoxClient(server.url, TOKEN, retry_policy=FAST_RETRIES) as wolkvox:
+        yield wolkvox
+
+
+def load(client: WolkvoxClient, records: object, **options: object) -> BulkLoad:
+    return BulkLoad(client, OPERATION, "contacts", records, **options)  # type: ignore[arg-type]
+
+
+def stored_ids(server: FakeWolkvoxServer) -> list[str]:
+    return [record["wolkvox_id"] for record in server.records("contacts")]
+
+
+def test_batches_return_every_record_in_input_order(server: FakeWolkvoxServer, client: WolkvoxClient) -> None:
+    bulk = load(client, contacts(1050), batch_size=100)
+    results = list(bulk)
+
+    assert [r.index for r in results] == list(range(1050))
+    assert all(r.status is RecordStatus.CREATED for r in results)
+    by_email = {record["Email"]: record["wolkvox_id"] for record in server.records("contacts")}
+    assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(1050)]
+    assert len(set(stored_ids(server))) == 1050
+    assert server.calls(api.INSERT_MANY_PATH) == 11
+    assert bulk.summary.calls == 11
+    assert bulk.summary.counts[RecordStatus.CREATED] == 1050
+    assert bulk.summary.failed == 0
+
+
+def test_single_mode_sends_one_insert_per_record(server: FakeWolkvoxServer, client: WolkvoxClient) -> None:
+    results = list(load(client, contacts(25), single=True, batch_size=10))
+
+    assert [r.index for r in results] == list(range(25))
+    assert server.calls(api.INSERT_PATH) == 25
+    assert server.calls(api.INSERT_MANY_PATH) == 0
+    by_email = {record["Email"]: record["wolkvox_id"] for record in server.records("contacts")}
+    assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(25)]
+    assert server.max_in_flight(TOKEN) <= api.MAX_IN_FLIGHT_PER_TOKEN
+
+
+def test_input_is_read_lazily(server: FakeWolkvoxServer, client: WolkvoxClient) -> None:
+    batch_size, max_in_flight = 10, 2
+    window = (max_in_flight + 1) * batch_size
+    settled = 0
+
+    def records() -> Iterator[dict[str, object]]:
+        for n in range(200):
+            if n - settled >= window + batch_size:
+                raise AssertionError(f"record {n} read while only {settled} had settled")
+            yield {"Nombre": f"n{n}", "Email": f"lazy{n}@example.com"}
+
+    for result in load(client, records(), batch_size=batch_size, max_in_flight=max_in_flight):
+        settled = result.index + 1
+    assert settled == 200
+    assert len(server.records("contacts")) == 200
+
+
+def test_the_token_gate_holds_across_hooks_and_threads(server: FakeWolkvoxServer) -> None:
+    server.latency = 0.01
+    errors: list[BaseException] = []
+
+    def run(part: int) -> None:
+        try:
+            with WolkvoxClient(server.url, TOKEN, retry_policy=FAST_RETRIES) as own_client:
+                results = list(load(own_client, contacts(300, start=part * 300), batch_size=20))
+                assert all(r.status is RecordStatus.CREATED for r in results)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(part,)) for part in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert len(server.records("contacts")) == 900
+    assert server.max_in_flight(TOKEN) == api.MAX_IN_FLIGHT_PER_TOKEN
+    refused = [e for e in server.request_log if e.status == 403]
+    assert refused == []
+
+
+def test_rejected_records_are_isolated_and_the_rest_created(
+    server: FakeWolkvoxServer, client: WolkvoxClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    list(
+        load(
+            client,
+            [{"Nombre": "old", "Email": "c3@example.com"}, {"Nombre": "old", "Email": "c7@example.com"}],
+        )
+    )
+    with caplog.at_level(logging.INFO):
+        results = list(load(client, contacts(10), batch_size=10))
+
+    rejected = [r for r in results if r.status is RecordStatus.REJECTED]
+    assert [r.index for r in rejected] == [3, 7]
+    assert all(r.error == api.ERROR_BAD_REQUEST and "Email" in (r.msg or "") for r in rejected)
+    assert [r.status for r in results].count(RecordStatus.CREATED) == 8
+    assert sorted(record["Email"] for record in server.records("contacts")) == sorted(
+        f"c{n}@example.com" for n in range(10)
+    )
+    assert "splitting it to isolate the rejected records" in caplog.text
+
+
+def test_quota_spent_stops_the_load_and_marks_the_rest_not_sent(client: WolkvoxClient) -> None:
+    with FakeWolkvoxServer({TOKEN: OPERATION}, quota=5) as small, WolkvoxClient(small.url, TOKEN) as limited:
+        bulk = load(limited, contacts(1000), batch_size=100)
+        results = list(bulk)
+        stored = len(small.records("contacts"))
+
+    assert stored == 500
+    assert [r.status for r in results[:500]] == [RecordStatus.CREATED] * 500
+    assert [r.status for r in results[500:]] == [RecordStatus.NOT_SENT] * 500
+    assert isinstance(bulk.stop_error, WolkvoxQuotaExceededError)
+    assert api.MSG_QUOTA_EXCEEDED in (bulk.summary.stopped_reason or "")
+    assert bulk.summary.calls <= 8  # stopped at once: no call after the refused ones in flight
+
+
+def test_unmatched_batch_answer_reports_created_with_unknown_ids(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    server.insert_many_ids = False
+    results = list(load(client, contacts(30), batch_size=10))
+
+    assert [r.status for r in results] == [RecordStatus.CREATED_ID_UNKNOWN] * 30
+    assert all(r.wolkvox_id is None for r in results)
+    assert len(server.records("contacts")) == 30
+
+
+def test_lost_answer_is_unknown_without_dedupe_field(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    server.inject(Fault.STORE_THEN_DROP, path=api.INSERT_MANY_PATH)
+    results = list(load(client, contacts(30), batch_size=10))
+
+    assert [r.status for r in results[:10]] == [RecordStatus.OUTCOME_UNKNOWN] * 10
+    assert all("outcome is unknown" in (r.msg or "") for r in results[:10])
+    assert [r.status for r in results[10:]] == [RecordStatus.CREATED] * 20
+    assert len(server.records("contacts")) == 30  # the truth: the lost batch was stored
+
+
+def test_lost_answer_is_settled_by_the_dedupe_field(server: FakeWolkvoxServer, client: WolkvoxClient) -> None:
+    server.inject(Fault.STORE_THEN_DROP, path=api.INSERT_MANY_PATH)
+    server.inject(Fault.DROP_BEFORE, path=api.INSERT_MANY_PATH)
+    results = list(load(client, contacts(30), batch_size=10, dedupe_field="Email"))
+
+    assert all(r.status is RecordStatus.CREATED for r in results)
+    by_email = {record["Email"]: record["wolkvox_id"] for record in server.records("contacts")}
+    assert len(server.records("contacts")) == 30
+    assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(30)]
+
+
+def test_progress_is_logged(client: WolkvoxClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        list(load(client, contacts(50), batch_size=5, progress_interval=0))
+    assert "records done" in caplog.text
+    assert "/50 records done" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be an integer from 1 to 10000, got 0"),
+        ({"batch_size": 10_001}, "batch_size must be an integer from 1 to 10000, got 10001"),
+        ({"batch_size": "100"}, "batch_size must be an integer from 1 to 10000, got '100'"),
+        ({"max_in_flight": 3}, "max_in_flight must be 1 or 2 (the CRM's limit per token), got 3"),
+        ({"max_in_flight": 0}, "max_in_flight must be 1 or 2 (the CRM's limit per token), got 0"),
+    ],
+)
+def test_out_of_range_options_are_refused_before_any_request(
+    server: FakeWolkvoxServer, client: WolkvoxClient, options: dict, message: str
+) -> None:
+    with pytest.raises(WolkvoxInputError) as raised:
+        load(client, contacts(3), **options)
+    assert str(raised.value) == message
+    assert server.calls() == 0
+
+
+def test_a_bad_record_in_a_list_stops_everything_before_sending(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    records = [*contacts(5), {"Nombre": b"bytes"}, *contacts(5, start=5)]
+    with pytest.raises(WolkvoxInputError, match="record 5: field 'Nombre': a bytes value cannot be sent"):
+        load(client, records)
+    assert server.calls() == 0
