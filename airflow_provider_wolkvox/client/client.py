@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -71,7 +72,12 @@ class WolkvoxClient:
         self.retry_policy = retry_policy or RetryPolicy()
         self._gate = gate_for(base_url, token)
         self._session = requests.Session()
-        self._session.verify = verify
+        # Proxy and CA-bundle settings from the environment are resolved once here rather than on
+        # every request (requests re-reads them per call, most of a fast call's cost).
+        self._session.proxies = requests.utils.get_environ_proxies(base_url)
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        self._session.verify = (ca_bundle or True) if verify else False
+        self._session.trust_env = False
         self._session.headers.update({api.TOKEN_HEADER: token, "Content-Type": "application/json"})
         self._calls = 0
         self._calls_lock = threading.Lock()

@@ -244,3 +244,15 @@ def test_body_is_utf8_json_without_ascii_escapes() -> None:
     body = encode_body({"fields": {"Dirección": "Bogotá"}})
     assert body == '{"fields":{"Dirección":"Bogotá"}}'.encode()
     assert json.loads(body) == {"fields": {"Dirección": "Bogotá"}}
+
+
+def test_proxy_and_ca_bundle_from_the_environment_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with WolkvoxClient(BASE_URL, TOKEN) as client:
+        assert client._session.proxies.get("https") == "http://proxy.internal:3128"
+        assert client._session.verify == "/etc/ssl/private-ca.pem"
+    with WolkvoxClient(BASE_URL, TOKEN, verify=False) as client:
+        assert client._session.verify is False

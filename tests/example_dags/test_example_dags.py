@@ -106,8 +106,10 @@ def test_demo_entry_point_runs_and_prints_the_ids() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "wolkvox demo: all tasks succeeded" in result.stdout
-    assert "records now in the fake CRM, module 'leads': 3" in result.stdout
-    assert "records now in the fake CRM, module 'contacts': 1" in result.stdout
+    # contacts: 1 from the single insert + 250 from the bulk load (one repeated e-mail rejected).
+    assert "records now in the fake CRM, module 'contacts': 251" in result.stdout
+    # leads: 3 mapped inserts + 100 from the chunked load.
+    assert "records now in the fake CRM, module 'leads': 103" in result.stdout
 
 
 def test_bulk_load_dag_streams_a_csv_and_reports_counts(

@@ -1,0 +1,206 @@
+"""Fault injection: what can go wrong while the server handles an admitted request."""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from airflow_provider_wolkvox.api import (
+    ERROR_BAD_REQUEST,
+    ERROR_FORBIDDEN,
+    MAINTENANCE_MARKERS,
+    MSG_QUOTA_EXCEEDED,
+    MSG_TOO_MANY_SIMULTANEOUS,
+)
+from airflow_provider_wolkvox.testing._wire import Reply, error_reply, raw_reply
+
+# Seconds a SLOW answer waits when the test does not say: past any sensible test read timeout.
+DEFAULT_SLOW_DELAY = 1.0
+
+
+class Fault(enum.Enum):
+    """A failure the server simulates for one request, after admitting it (token and concurrency checked).
+
+    :attr:`stores` tells whether the server processes the request first, so that a valid insert is
+    stored although the client cannot learn it; tests compare the client's claims with that truth.
+    """
+
+    #: Answer the given status and body verbatim; nothing is processed.
+    RESPOND = "respond"
+    #: Close the connection without answering; nothing is processed (the request never arrived).
+    DROP_BEFORE = "drop_before"
+    #: Process (store) the request, then close the connection without answering.
+    STORE_THEN_DROP = "store_then_drop"
+    #: Process (store) the request, then answer HTTP 500 with an error envelope.
+    STORE_THEN_500 = "store_then_500"
+    #: Process (store) the request, then hold the normal answer for ``delay`` seconds.
+    SLOW = "slow"
+    #: Process (store) the request, then answer HTTP 200 with an HTML page, as a proxy in front might.
+    NON_JSON_200 = "non_json_200"
+    #: Answer HTTP 200 with an error envelope (body ``code`` 400); nothing is processed.
+    ERROR_BODY_200 = "error_body_200"
+    #: Answer the maintenance 403 (its ``msg`` holds ``MAINTENANCE``); nothing is processed.
+    MAINTENANCE = "maintenance"
+    #: Answer the documented 403 for too many simultaneous requests; nothing is processed.
+    SIMULTANEOUS = "simultaneous"
+    #: Answer the documented 403 for a spent quota, without spending it; nothing is processed.
+    QUOTA = "quota"
+
+    @property
+    def stores(self) -> bool:
+        """Whether the request is processed (a valid insert stored) before the fault hits the answer."""
+        return self in _PROCESSED
+
+    @property
+    def charges(self) -> bool:
+        """Whether the request counts against the token's quota.
+
+        Faults that model a request the server refused or never saw do not; the others were handled.
+        """
+        return self not in _UNCHARGED
+
+
+_PROCESSED = frozenset({Fault.STORE_THEN_DROP, Fault.STORE_THEN_500, Fault.SLOW, Fault.NON_JSON_200})
+_UNCHARGED = frozenset({Fault.DROP_BEFORE, Fault.MAINTENANCE, Fault.SIMULTANEOUS, Fault.QUOTA})
+# Faults that send no answer of their own: they close the connection or send the normal answer late.
+_NO_OWN_ANSWER = frozenset({Fault.DROP_BEFORE, Fault.STORE_THEN_DROP, Fault.SLOW})
+
+# The answers of the faults that have one; the vendor's texts for these cases are not public, so the
+# wording is ours except for the documented rows.
+_PROXY_ERROR_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+)
+_CANNED: dict[Fault, Reply] = {
+    Fault.STORE_THEN_500: error_reply(
+        500, "INTERNAL SERVER ERROR", "THE SERVER COULD NOT COMPLETE THE REQUEST"
+    ),
+    Fault.NON_JSON_200: raw_reply(200, _PROXY_ERROR_PAGE),
+    Fault.ERROR_BODY_200: raw_reply(
+        200,
+        {"code": 400, "error": ERROR_BAD_REQUEST, "msg": "THE REQUEST COULD NOT BE PROCESSED", "data": []},
+    ),
+    Fault.MAINTENANCE: error_reply(
+        403, ERROR_FORBIDDEN, f"THE API IS PAUSED FOR {MAINTENANCE_MARKERS[0]}, TRY AGAIN LATER"
+    ),
+    Fault.SIMULTANEOUS: error_reply(403, ERROR_FORBIDDEN, MSG_TOO_MANY_SIMULTANEOUS),
+    Fault.QUOTA: error_reply(403, ERROR_FORBIDDEN, MSG_QUOTA_EXCEEDED),
+}
+
+
+@dataclass(frozen=True)
+class Injection:
+    """How one faulted request is answered.
+
+    :param fault: the fault.
+    :param reply: the fault's own answer; None when it has none (see :data:`_NO_OWN_ANSWER`).
+    :param delay: extra seconds before answering (SLOW only).
+    """
+
+    fault: Fault
+    reply: Reply | None
+    delay: float = 0.0
+
+
+def make_injection(
+    fault: Fault,
+    status: int | None = None,
+    body: Mapping[str, Any] | str | bytes | None = None,
+    delay: float | None = None,
+) -> Injection:
+    """Check a test's fault arguments and resolve them to an :class:`Injection`.
+
+    ``status`` and ``body`` replace the fault's canned answer; RESPOND has none, so it needs both.
+    """
+    if delay is not None and fault is not Fault.SLOW:
+        raise ValueError(f"delay applies to Fault.SLOW only, not to {fault}")
+    if fault in _NO_OWN_ANSWER:
+        if status is not None or body is not None:
+            raise ValueError(f"{fault} sends no answer of its own: status and body do not apply")
+        if fault is Fault.SLOW:
+            return Injection(fault, None, DEFAULT_SLOW_DELAY if delay is None else delay)
+        return Injection(fault, None)
+    canned = _CANNED.get(fault)
+    if canned is None:
+        if status is None or body is None:
+            raise ValueError(f"{fault} needs both status and body")
+        return Injection(fault, raw_reply(status, body))
+    reply = canned if body is None else raw_reply(canned.status, body)
+    return Injection(fault, reply if status is None else replace(reply, status=status))
+
+
+@dataclass
+class _Scripted:
+    injection: Injection
+    path: str | None
+    remaining: int | None  # None: until cleared
+
+
+@dataclass
+class _RandomRule:
+    rate: float
+    injections: tuple[Injection, ...]
+    rng: random.Random
+    path: str | None
+
+
+class FaultSchedule:
+    """The faults a server has been told to inject: scripted ones first, then one random rule.
+
+    Thread-safe; :meth:`draw` is called once per admitted request, in arrival order.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scripted: list[_Scripted] = []
+        self._rule: _RandomRule | None = None
+
+    def script(self, injection: Injection, *, path: str | None, times: int | None) -> None:
+        """Apply ``injection`` to the next ``times`` requests on ``path`` (None: any path, forever)."""
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1 (or None for ever), not {times}")
+        with self._lock:
+            self._scripted.append(_Scripted(injection, path, times))
+
+    def randomize(
+        self,
+        rate: float,
+        faults: Iterable[Fault] | None,
+        *,
+        seed: int | None,
+        path: str | None,
+        delay: float | None,
+    ) -> None:
+        """Replace the random rule: each request on ``path`` fails with probability ``rate``."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be between 0 and 1, not {rate}")
+        chosen = [fault for fault in Fault if fault is not Fault.RESPOND] if faults is None else list(faults)
+        if not chosen:
+            raise ValueError("faults must name at least one fault")
+        injections = tuple(make_injection(f, delay=delay if f is Fault.SLOW else None) for f in chosen)
+        with self._lock:
+            self._rule = _RandomRule(rate, injections, random.Random(seed), path)
+
+    def clear(self) -> None:
+        """Forget every scripted fault and the random rule."""
+        with self._lock:
+            self._scripted.clear()
+            self._rule = None
+
+    def draw(self, path: str) -> Injection | None:
+        """Return the fault for the next request on ``path``, or None when it goes well."""
+        with self._lock:
+            for scripted in self._scripted:
+                if scripted.path is None or scripted.path == path:
+                    if scripted.remaining is not None:
+                        scripted.remaining -= 1
+                        if not scripted.remaining:
+                            self._scripted.remove(scripted)
+                    return scripted.injection
+            rule = self._rule
+            if rule is not None and rule.path in (None, path) and rule.rng.random() < rule.rate:
+                return rule.rng.choice(rule.injections)
+            return None

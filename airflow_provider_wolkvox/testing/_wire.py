@@ -1,0 +1,69 @@
+"""What the fake server sends: HTTP replies and the wolkvox JSON envelope."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from http import HTTPStatus
+from typing import Any
+
+JSON_CONTENT_TYPE = "application/json"
+HTML_CONTENT_TYPE = "text/html; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP answer, already encoded.
+
+    :param status: the HTTP status code.
+    :param body: the body bytes, sent with an exact ``Content-Length``.
+    :param content_type: the ``Content-Type`` header.
+    """
+
+    status: int
+    body: bytes
+    content_type: str = JSON_CONTENT_TYPE
+
+    def head(self, *, keep_alive: bool = True) -> bytes:
+        """Return the status line and headers, ready to be sent before :attr:`body`.
+
+        :param keep_alive: False adds ``Connection: close``, as the server closes after this answer.
+        """
+        return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+            self.status,
+            _reason(self.status),
+            self.content_type.encode("latin-1"),
+            len(self.body),
+            b"" if keep_alive else b"Connection: close\r\n",
+        )
+
+
+@cache
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("latin-1")
+    except ValueError:  # a status injected by a test that the standard library does not name
+        return b""
+
+
+def json_reply(status: int, payload: Any) -> Reply:
+    """Encode ``payload`` compactly, as the vendor's PHP ``json_encode`` does (ASCII, no spaces)."""
+    return Reply(status, json.dumps(payload, separators=(",", ":")).encode("ascii"))
+
+
+def error_reply(status: int, error: str, msg: str) -> Reply:
+    """Build an error envelope.
+
+    The vendor does not document ``data`` on errors; the fake sends an empty list, as PHP encodes an
+    empty array, so that clients cannot depend on ``data`` being absent or null.
+    """
+    return json_reply(status, {"code": status, "error": error, "msg": msg, "data": []})
+
+
+def raw_reply(status: int, body: Mapping[str, Any] | str | bytes) -> Reply:
+    """Build a reply from a test's body: a mapping is sent as JSON, text or bytes verbatim as HTML."""
+    if isinstance(body, Mapping):
+        return json_reply(status, body)
+    return Reply(status, body.encode() if isinstance(body, str) else body, HTML_CONTENT_TYPE)

@@ -1,0 +1,84 @@
+"""Plain HTTP calls against the fake server, shared by the tests of the testing package."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from airflow_provider_wolkvox.api import (
+    INSERT_MANY_PATH,
+    INSERT_PATH,
+    QUERY_PATH,
+    TOKEN_HEADER,
+    TOKEN_INFO_PATH,
+)
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer
+
+TOKEN = "tok-a"
+OPERATION = "op-a"
+OTHER_TOKEN = "tok-b"
+OTHER_OPERATION = "op-b"
+MODULE = "contacts"
+# Every request has a timeout, so that a broken server fails a test instead of hanging it.
+TIMEOUT = 5.0
+
+
+class Api:
+    """Requests to one fake server over one keep-alive session, with the right token by default.
+
+    :param server: a running server.
+    """
+
+    def __init__(self, server: FakeWolkvoxServer) -> None:
+        self.server = server
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxy from the environment between us and loopback
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.session.close()
+
+    def call(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        method: str | None = None,
+        token: str | None = TOKEN,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        data: Any = None,
+        timeout: float | tuple[float, float] = TIMEOUT,
+    ) -> requests.Response:
+        """Send one request: GET for token information, POST elsewhere, unless ``method`` says."""
+        return self.session.request(
+            method or ("GET" if path == TOKEN_INFO_PATH else "POST"),
+            self.server.url + path,
+            json=body,
+            data=data,
+            params=params,
+            headers={**({} if token is None else {TOKEN_HEADER: token}), **(headers or {})},
+            timeout=timeout,
+        )
+
+    def insert(self, fields: Any, *, module: str = MODULE, **kwargs: Any) -> requests.Response:
+        return self.call(INSERT_PATH, {"operation": OPERATION, "module": module, "fields": fields}, **kwargs)
+
+    def insert_many(self, records: Any, *, module: str = MODULE, **kwargs: Any) -> requests.Response:
+        body = {"operation": OPERATION, "module": module, "fields": records}
+        return self.call(INSERT_MANY_PATH, body, **kwargs)
+
+    def query(self, field: str, value: Any, *, module: str = MODULE, **kwargs: Any) -> requests.Response:
+        body = {"operation": OPERATION, "module": module, "field": field, "value": value}
+        return self.call(QUERY_PATH, body, **kwargs)
+
+    def token_info(self, *, operation: str = OPERATION, **kwargs: Any) -> requests.Response:
+        return self.call(TOKEN_INFO_PATH, params={"operation": operation}, **kwargs)
+
+
+def envelope(status: int, error: str, msg: object) -> dict[str, Any]:
+    """The error envelope the fake sends (``msg`` may be a matcher)."""
+    return {"code": status, "error": error, "msg": msg, "data": []}
