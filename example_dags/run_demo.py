@@ -45,15 +45,25 @@ class DagRunOutcome:
     dag_id: str
     state: str
     task_states: dict[tuple[str, int], str]
-    return_values: dict[tuple[str, int], Any]
+    #: Every XCom of the run, by (task_id, map_index, key).
+    xcoms: dict[tuple[str, int, str], Any]
 
     def values_of(self, task_id: str) -> list[Any]:
         """The return values of ``task_id``, in map-index order."""
-        return [value for (task, _), value in sorted(self.return_values.items()) if task == task_id]
+        return [
+            self.xcoms[key] for key in sorted(self.xcoms) if key[0] == task_id and key[2] == "return_value"
+        ]
+
+    def xcom(self, task_id: str, key: str, map_index: int = -1) -> Any:
+        return self.xcoms[(task_id, map_index, key)]
 
 
-def run_dag(dag_id: str, **test_kwargs: Any) -> DagRunOutcome:
-    """Run the example DAG ``dag_id`` with ``dag.test()`` and read back its outcome from the DB."""
+def run_dag(dag_id: str, dag_file: str | None = None, **test_kwargs: Any) -> DagRunOutcome:
+    """Run ``dag_id`` with ``dag.test()`` and read back its outcome from the metadata DB.
+
+    :param dag_file: the file defining it, in the configured dags folder (DAGs outside it are not
+        serialized, so ``dag.test()`` refuses them); by default ``<dag_id>.py`` there.
+    """
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
@@ -64,7 +74,8 @@ def run_dag(dag_id: str, **test_kwargs: Any) -> DagRunOutcome:
         from airflow.models.dagbag import DagBag
         from airflow.models.xcom import XCom as XComModel
 
-    bag = DagBag(dag_folder=str(DAGS_FOLDER / f"{dag_id}.py"))
+    dags_folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    bag = DagBag(dag_folder=str(dags_folder / (dag_file or f"{dag_id}.py")))
     if bag.import_errors:
         raise RuntimeError(f"{dag_id} does not import: {bag.import_errors}")
     dag_run = bag.get_dag(dag_id).test(**test_kwargs)
@@ -72,18 +83,16 @@ def run_dag(dag_id: str, **test_kwargs: Any) -> DagRunOutcome:
         # Columns, not ORM objects: Airflow 2 decodes the value of a loaded XCom object itself, so
         # only the stored value deserializes the same way on both.
         rows = session.execute(
-            select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
-                XComModel.dag_id == dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.key == "return_value",
+            select(XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id
             )
         ).all()
-        values = {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+        xcoms = {(row.task_id, row.map_index, row.key): XComModel.deserialize_value(row) for row in rows}
     return DagRunOutcome(
         dag_id=dag_id,
         state=str(dag_run.state),
         task_states={(ti.task_id, ti.map_index): str(ti.state) for ti in dag_run.get_task_instances()},
-        return_values=values,
+        xcoms=xcoms,
     )
 
 
@@ -102,7 +111,7 @@ def main() -> int:
         for outcome in outcomes:
             print(f"\n{outcome.dag_id}: {outcome.state}")
             for (task_id, map_index), state in sorted(outcome.task_states.items()):
-                value = outcome.return_values.get((task_id, map_index))
+                value = outcome.xcoms.get((task_id, map_index, "return_value"))
                 label = task_id if map_index < 0 else f"{task_id}[{map_index}]"
                 shown = repr(value) if len(repr(value)) <= 100 else repr(value)[:97] + "..."
                 print(f"  {label:<22} {state:<8} returned {shown}")

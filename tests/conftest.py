@@ -16,10 +16,18 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="wolkvox-tests-airflow-")
+# The dags folder holds the example DAGs and the test-only DAGs: dag.test() runs only DAGs found there.
+_DAGS_FOLDER = Path(_AIRFLOW_HOME, "dags")
+_DAGS_FOLDER.mkdir()
+for _dag_file in [
+    *REPO_ROOT.glob("example_dags/example_*.py"),
+    *REPO_ROOT.glob("tests/example_dags/dags/*.py"),
+]:
+    (_DAGS_FOLDER / _dag_file.name).symlink_to(_dag_file)
 os.environ.update(
     {
         "AIRFLOW_HOME": _AIRFLOW_HOME,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "example_dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(_DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
     }

@@ -48,7 +48,8 @@ class LoadJournal(Protocol):
     """Where a load notes its progress, so that a retried task neither re-sends nor loses records.
 
     Chunks are numbered in input order; ``fingerprint`` identifies a chunk's content, so that a
-    changed input is never matched to an old note. Calls come from the thread iterating the load.
+    changed input is never matched to an old note. ``sending`` is called from the sending thread,
+    the others from the thread iterating the load, so implementations must be thread-safe.
     """
 
     def recall(self, number: int, fingerprint: str) -> list[RecordResult] | str | None:
@@ -171,9 +172,15 @@ class BulkLoad:
             return pool.submit(self._send, chunk, body)
         recalled = self.journal.recall(number, fingerprint)
         if recalled is None:
-            self.journal.sending(number, fingerprint)
-            return pool.submit(self._send, chunk, body)
+            return pool.submit(self._send_noted, self.journal, number, fingerprint, chunk, body)
         return pool.submit(self._resume, chunk, recalled)
+
+    def _send_noted(
+        self, journal: LoadJournal, number: int, fingerprint: str, chunk: Chunk, body: bytes
+    ) -> list[RecordResult]:
+        # Noted just before the request goes out, so only a chunk really in flight is in doubt later.
+        journal.sending(number, fingerprint)
+        return self._send(chunk, body)
 
     def _settle(
         self, number: int, fingerprint: str, future: Future[list[RecordResult]]
@@ -325,4 +332,4 @@ class BulkLoad:
 def _outcome(index: int, status: RecordStatus, error: WolkvoxError | None = None) -> RecordResult:
     if error is None:
         return RecordResult(index, status)
-    return RecordResult(index, status, error=error.error, msg=error.msg or str(error))
+    return RecordResult(index, status, error=error.error, msg=error.msg or str(error), cause=error)

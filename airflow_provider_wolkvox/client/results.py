@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_wolkvox.exceptions import WolkvoxError
 
 
 class RecordStatus(str, enum.Enum):
@@ -33,6 +36,8 @@ class RecordResult:
     wolkvox_id: str | None = None
     error: str | None = None
     msg: str | None = None
+    #: The error behind a failed record, for callers that raise it (not serialised).
+    cause: WolkvoxError | None = field(default=None, compare=False, repr=False)
 
     @property
     def failed(self) -> bool:

@@ -98,16 +98,32 @@ class WolkvoxHook(BaseHook):
             )
         return chosen.strip()
 
-    def insert(self, module: str, fields: Mapping[str, Any], *, operation: str | None = None) -> str:
+    def insert(
+        self,
+        module: str,
+        fields: Mapping[str, Any],
+        *,
+        operation: str | None = None,
+        dedupe_field: str | None = None,
+    ) -> str:
         """Create one record in ``module``; return its ``wolkvox_id``.
 
         :param module: the CRM module (``"contacts"``, ``"leads"``, a custom module).
         :param fields: field label → value; see :mod:`airflow_provider_wolkvox.fields` for typed values.
         :param operation: the CRM operation; defaults to the Connection's extra.
+        :param dedupe_field: a field unique per record (an e-mail, an id number): when the answer
+            is lost, the record is looked up by it and sent again only if absent.
+        :raises WolkvoxOutcomeUnknownError: the record may or may not have been created.
         """
-        module = check_module(module)
         prepared = prepare_fields(fields)
-        return self.client.insert(self.operation_for(operation), module, prepared)
+        # The same path as a bulk load of one record, so lost answers are settled the same way.
+        [result] = self.iter_insert_many(
+            module, [prepared], operation=operation, single=True, max_in_flight=1, dedupe_field=dedupe_field
+        )
+        if result.wolkvox_id is None:
+            assert result.cause is not None
+            raise result.cause
+        return result.wolkvox_id
 
     def iter_insert_many(
         self,

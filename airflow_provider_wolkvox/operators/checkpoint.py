@@ -8,6 +8,7 @@ outcome. Airflow clears the store when the task succeeds.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from airflow_provider_wolkvox.client import RecordResult, RecordStatus
@@ -21,9 +22,12 @@ class TaskStateJournal:
 
     def __init__(self, store: Any) -> None:
         self._store = store
+        # One store call at a time: the in-process comms of dag.test() are not thread-safe.
+        self._lock = threading.Lock()
 
     def recall(self, number: int, fingerprint: str) -> list[RecordResult] | str | None:
-        note = self._store.get(_key(number))
+        with self._lock:
+            note = self._store.get(_key(number))
         if not isinstance(note, dict) or note.get("fingerprint") != fingerprint:
             return None
         if note.get("state") == "sending":
@@ -34,11 +38,15 @@ class TaskStateJournal:
         ]
 
     def sending(self, number: int, fingerprint: str) -> None:
-        self._store.set(_key(number), {"fingerprint": fingerprint, "state": "sending"})
+        self._write(number, {"fingerprint": fingerprint, "state": "sending"})
 
     def settled(self, number: int, fingerprint: str, results: list[RecordResult]) -> None:
         rows = [[r.index, r.status.value, r.wolkvox_id, r.error, r.msg] for r in results]
-        self._store.set(_key(number), {"fingerprint": fingerprint, "state": "settled", "results": rows})
+        self._write(number, {"fingerprint": fingerprint, "state": "settled", "results": rows})
+
+    def _write(self, number: int, note: dict[str, Any]) -> None:
+        with self._lock:
+            self._store.set(_key(number), note)
 
 
 def task_state_journal(context: Any, log: logging.Logger | Any) -> LoadJournal | None:

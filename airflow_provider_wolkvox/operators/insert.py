@@ -33,6 +33,8 @@ class WolkvoxInsertOperator(BaseOperator):
         ``datetime``, ``date`` or ``Decimal`` (see :mod:`airflow_provider_wolkvox.fields`). (templated)
     :param operation: the CRM operation; defaults to the Connection's extra ``operation``. (templated)
     :param wolkvox_conn_id: the wolkvox Connection. (templated)
+    :param dedupe_field: a field unique per record; when the answer to the insert is lost, the
+        record is looked up by it and sent again only if absent (one extra call).
     """
 
     template_fields: Sequence[str] = ("module", "fields", "operation", "wolkvox_conn_id")
@@ -46,6 +48,7 @@ class WolkvoxInsertOperator(BaseOperator):
         fields: Mapping[str, Any] | str,
         operation: str | None = None,
         wolkvox_conn_id: str = WolkvoxHook.default_conn_name,
+        dedupe_field: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -53,12 +56,15 @@ class WolkvoxInsertOperator(BaseOperator):
         self.fields = fields
         self.operation = operation
         self.wolkvox_conn_id = wolkvox_conn_id
+        self.dedupe_field = dedupe_field
 
     def execute(self, context: Context) -> str:
         fields = mapping_argument(self.fields, "fields")
         hook = WolkvoxHook(self.wolkvox_conn_id)
         with task_failure_semantics():
-            wolkvox_id = hook.insert(self.module, fields, operation=self.operation)
+            wolkvox_id = hook.insert(
+                self.module, fields, operation=self.operation, dedupe_field=self.dedupe_field
+            )
             # Field values are personal data: the log names the record, not its content.
             self.log.info(
                 "Created wolkvox record %s in module %r of operation %r",

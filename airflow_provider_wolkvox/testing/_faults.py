@@ -137,6 +137,7 @@ class _Scripted:
     injection: Injection
     path: str | None
     remaining: int | None  # None: until cleared
+    skip: int = 0  # matching requests to let through first
 
 
 @dataclass
@@ -158,12 +159,15 @@ class FaultSchedule:
         self._scripted: list[_Scripted] = []
         self._rule: _RandomRule | None = None
 
-    def script(self, injection: Injection, *, path: str | None, times: int | None) -> None:
-        """Apply ``injection`` to the next ``times`` requests on ``path`` (None: any path, forever)."""
+    def script(self, injection: Injection, *, path: str | None, times: int | None, after: int = 0) -> None:
+        """Apply ``injection`` to ``times`` requests on ``path`` (None: any path, forever), once
+        ``after`` matching requests went through."""
         if times is not None and times < 1:
             raise ValueError(f"times must be at least 1 (or None for ever), not {times}")
+        if after < 0:
+            raise ValueError(f"after must not be negative, not {after}")
         with self._lock:
-            self._scripted.append(_Scripted(injection, path, times))
+            self._scripted.append(_Scripted(injection, path, times, after))
 
     def randomize(
         self,
@@ -195,6 +199,9 @@ class FaultSchedule:
         with self._lock:
             for scripted in self._scripted:
                 if scripted.path is None or scripted.path == path:
+                    if scripted.skip:
+                        scripted.skip -= 1
+                        continue
                     if scripted.remaining is not None:
                         scripted.remaining -= 1
                         if not scripted.remaining:

@@ -381,6 +381,7 @@ class FakeWolkvoxServer:
         status: int | None = None,
         body: Mapping[str, Any] | str | bytes | None = None,
         delay: float | None = None,
+        after: int = 0,
     ) -> None:
         """Make the next ``times`` admitted requests on ``path`` suffer ``fault``.
 
@@ -392,9 +393,10 @@ class FakeWolkvoxServer:
         :param body: replaces the fault's body (RESPOND needs it): a mapping is sent as JSON, text or
             bytes verbatim.
         :param delay: seconds a SLOW answer is held (default 1 s).
+        :param after: let this many matching requests through first (a fault in the middle of a load).
         :raises ValueError: arguments that do not apply to ``fault``.
         """
-        self._faults.script(make_injection(fault, status, body, delay), path=path, times=times)
+        self._faults.script(make_injection(fault, status, body, delay), path=path, times=times, after=after)
 
     def inject_random(
         self,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,6 @@ from example_dags.run_demo import run_dag
 from tests.conftest import OPERATION, REPO_ROOT, TOKEN
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    from airflow.utils import db
-
-    db.resetdb()
-
-
-@pytest.fixture
-def fake_crm(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
-    with FakeWolkvoxServer({TOKEN: OPERATION}) as server:
-        monkeypatch.setenv(CONN_ENV_VAR, server.airflow_connection())
-        yield server
 
 
 def test_insert_dag_passes_the_new_id_downstream(fake_crm: FakeWolkvoxServer) -> None:

@@ -139,6 +139,22 @@ def test_scripted_faults_by_path_and_count(api: Api, server: FakeWolkvoxServer) 
     assert statuses == [200, 400, "200", 400, 200]
 
 
+def test_a_fault_after_some_requests_hits_the_middle_of_a_load(api: Api, server: FakeWolkvoxServer) -> None:
+    server.inject(Fault.ERROR_BODY_200, path=INSERT_MANY_PATH, after=2)
+
+    statuses = [
+        api.insert({"Name": "a"}).json()["code"],
+        api.insert_many([{"Name": "b"}]).json()["code"],
+        api.insert_many([{"Name": "c"}]).json()["code"],
+        api.insert_many([{"Name": "d"}]).json()["code"],
+        api.insert_many([{"Name": "e"}]).json()["code"],
+    ]
+
+    assert statuses == [200, 200, 200, 400, 200]
+    with pytest.raises(ValueError, match="after must not be negative"):
+        server.inject(Fault.MAINTENANCE, after=-1)
+
+
 def test_a_fault_without_count_lasts_until_cleared(api: Api, server: FakeWolkvoxServer) -> None:
     server.inject(Fault.MAINTENANCE, times=None)
 
