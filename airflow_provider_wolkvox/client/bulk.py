@@ -332,4 +332,6 @@ class BulkLoad:
 def _outcome(index: int, status: RecordStatus, error: WolkvoxError | None = None) -> RecordResult:
     if error is None:
         return RecordResult(index, status)
-    return RecordResult(index, status, error=error.error, msg=error.msg or str(error), cause=error)
+    # An unknown outcome keeps the whole explanation; a refusal, the server's own words.
+    msg = str(error) if status is RecordStatus.OUTCOME_UNKNOWN else error.msg or str(error)
+    return RecordResult(index, status, error=error.error, msg=msg, cause=error)

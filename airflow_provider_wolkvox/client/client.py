@@ -170,22 +170,24 @@ class WolkvoxClient:
             try:
                 status, text = self._send(method, path, body, params, endpoint, module)
                 return read(read_envelope(status, text, endpoint=endpoint, module=module), text)
-            except WolkvoxError as error:
-                if isinstance(error, WolkvoxUncertainError) and not idempotent:
-                    raise WolkvoxOutcomeUnknownError(
-                        f"{error} -- the outcome is unknown: the request reached the server, which may "
-                        "have created the record(s); not retried, to avoid duplicates",
-                        status_code=error.status_code,
-                        error=error.error,
-                        msg=error.msg,
-                        endpoint=endpoint,
-                        module=module,
-                    ) from error
-                delay = next(delays, None) if is_retryable(error, idempotent=idempotent) else None
-                if delay is None:
-                    raise
-                log.warning("%s; retrying in %.2f s", error, delay)
-                time.sleep(delay)
+            except WolkvoxError as raw:
+                error = self._redacted(raw)
+            # Handled outside the except block, so that no traceback chains the unredacted error.
+            if isinstance(error, WolkvoxUncertainError) and not idempotent:
+                raise WolkvoxOutcomeUnknownError(
+                    f"{error} -- the outcome is unknown: the request reached the server, which may "
+                    "have created the record(s); not retried, to avoid duplicates",
+                    status_code=error.status_code,
+                    error=error.error,
+                    msg=error.msg,
+                    endpoint=endpoint,
+                    module=module,
+                ) from error
+            delay = next(delays, None) if is_retryable(error, idempotent=idempotent) else None
+            if delay is None:
+                raise error
+            log.warning("%s; retrying in %.2f s", error, delay)
+            time.sleep(delay)
 
     def _send(
         self,
@@ -196,7 +198,7 @@ class WolkvoxClient:
         endpoint: str,
         module: str | None,
     ) -> tuple[int, str]:
-        """One HTTP exchange through the token gate; the answer's text comes back redacted."""
+        """One HTTP exchange through the token gate: the status and the body's text."""
         with self._gate:
             with self._calls_lock:
                 self._calls += 1
@@ -207,11 +209,21 @@ class WolkvoxClient:
                 text = response.text
             except requests.RequestException as exc:
                 raise _network_error(exc, endpoint, module) from None
-        return response.status_code, self._redact(text)
+        return response.status_code, text
 
-    def _redact(self, text: str) -> str:
-        # A server that echoes the request would otherwise carry the token into errors and logs.
-        return text.replace(self._token, REDACTED) if self._token in text else text
+    def _redacted(self, error: WolkvoxError) -> WolkvoxError:
+        """``error`` without the token: a server that echoes the request would carry it into logs."""
+        texts = (str(error), error.error or "", error.msg or "")
+        if not any(self._token in text for text in texts):
+            return error
+        return type(error)(
+            str(error).replace(self._token, REDACTED),
+            status_code=error.status_code,
+            error=error.error and error.error.replace(self._token, REDACTED),
+            msg=error.msg and error.msg.replace(self._token, REDACTED),
+            endpoint=error.endpoint,
+            module=error.module,
+        )
 
 
 def _network_error(exc: requests.RequestException, endpoint: str, module: str | None) -> WolkvoxError:

@@ -132,7 +132,8 @@ def test_rejected_records_are_isolated_and_the_rest_created(
 
 def test_quota_spent_stops_the_load_and_marks_the_rest_not_sent(client: WolkvoxClient) -> None:
     with FakeWolkvoxServer({TOKEN: OPERATION}, quota=5) as small, WolkvoxClient(small.url, TOKEN) as limited:
-        bulk = load(limited, contacts(1000), batch_size=100)
+        # One batch at a time, so that the quota runs out at a known batch.
+        bulk = load(limited, contacts(1000), batch_size=100, max_in_flight=1)
         results = list(bulk)
         stored = len(small.records("contacts"))
 
@@ -141,7 +142,7 @@ def test_quota_spent_stops_the_load_and_marks_the_rest_not_sent(client: WolkvoxC
     assert [r.status for r in results[500:]] == [RecordStatus.NOT_SENT] * 500
     assert isinstance(bulk.stop_error, WolkvoxQuotaExceededError)
     assert api.MSG_QUOTA_EXCEEDED in (bulk.summary.stopped_reason or "")
-    assert bulk.summary.calls <= 8  # stopped at once: no call after the refused ones in flight
+    assert bulk.summary.calls == 6  # stopped at once: the refused call is the last one
 
 
 def test_unmatched_batch_answer_reports_created_with_unknown_ids(
@@ -159,7 +160,8 @@ def test_lost_answer_is_unknown_without_dedupe_field(
     server: FakeWolkvoxServer, client: WolkvoxClient
 ) -> None:
     server.inject(Fault.STORE_THEN_DROP, path=api.INSERT_MANY_PATH)
-    results = list(load(client, contacts(30), batch_size=10))
+    # One batch at a time, so that the fault hits the first batch.
+    results = list(load(client, contacts(30), batch_size=10, max_in_flight=1))
 
     assert [r.status for r in results[:10]] == [RecordStatus.OUTCOME_UNKNOWN] * 10
     assert all("outcome is unknown" in (r.msg or "") for r in results[:10])
