@@ -74,6 +74,11 @@ class LoadSummary:
     def failed(self) -> int:
         return sum(self.counts[status] for status in FAILED_STATUSES)
 
+    @property
+    def created(self) -> int:
+        """Records created, with or without a known id."""
+        return self.counts[RecordStatus.CREATED] + self.counts[RecordStatus.CREATED_ID_UNKNOWN]
+
     def add(self, result: RecordResult) -> None:
         self.counts[result.status] += 1
 

@@ -14,18 +14,28 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import LoadSummary, RecordResult, RecordStatus
+from airflow_provider_wolkvox.client import LoadSummary, RecordResult
 from airflow_provider_wolkvox.client.bulk import DEFAULT_BATCH_SIZE, BulkLoad, check_load_options
 from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
+from airflow_provider_wolkvox.operators.lineage import LineageTarget, operator_lineage
 from airflow_provider_wolkvox.sources import check_records_file, open_text, read_records
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class WolkvoxInsertOperator(BaseOperator):
+class _WolkvoxLineage:
+    """OpenLineage support shared by the insert operators: ``execute`` sets ``_lineage``."""
+
+    _lineage: LineageTarget | None = None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        return operator_lineage(self._lineage)
+
+
+class WolkvoxInsertOperator(_WolkvoxLineage, BaseOperator):
     """Create one record in a wolkvox CRM module and return its ``wolkvox_id`` (XCom ``return_value``).
 
     :param module: the CRM module, e.g. ``"contacts"``. (templated)
@@ -65,17 +75,16 @@ class WolkvoxInsertOperator(BaseOperator):
             wolkvox_id = hook.insert(
                 self.module, fields, operation=self.operation, dedupe_field=self.dedupe_field
             )
-            # Field values are personal data: the log names the record, not its content.
-            self.log.info(
-                "Created wolkvox record %s in module %r of operation %r",
-                wolkvox_id,
-                self.module,
-                hook.operation_for(self.operation),
-            )
+            operation = hook.operation_for(self.operation)
+        # Field values are personal data: the log names the record, not its content.
+        self.log.info(
+            "Created wolkvox record %s in module %r of operation %r", wolkvox_id, self.module, operation
+        )
+        self._lineage = LineageTarget(hook.client.base_url, operation, self.module, 1)
         return wolkvox_id
 
 
-class WolkvoxInsertManyOperator(BaseOperator):
+class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
     """Create many records of one wolkvox CRM module in few API calls; report every record.
 
     Give the records either in memory (``records``) or as a file (``records_path``). Every record
@@ -173,6 +182,7 @@ class WolkvoxInsertManyOperator(BaseOperator):
             ids, failed = self._consume(load)
         summary = load.summary
         self.log.info("wolkvox load of module %r: %s", self.module, summary.as_dict())
+        self._lineage = LineageTarget(hook.client.base_url, load.operation, load.module, summary.created)
         context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
         self._fail_if_too_many(load, failed, resumable=journal is not None)
         if self.records_path is None:
@@ -203,10 +213,9 @@ class WolkvoxInsertManyOperator(BaseOperator):
             + "; ".join(f"record {r.index}: {r.status.value} {r.msg or ''}".strip() for r in failed[:5])
         )
         stop = load.stop_error
-        created = summary.counts[RecordStatus.CREATED] + summary.counts[RecordStatus.CREATED_ID_UNKNOWN]
         # A task retry re-sends the whole input: safe only before anything was created, or with a journal
         # that lets the retry skip what this try settled.
-        if stop is not None and not stop.fail_fast and (resumable or created == 0):
+        if stop is not None and not stop.fail_fast and (resumable or summary.created == 0):
             raise WolkvoxError(f"{message}. Stopped by: {stop}") from stop
         raise AirflowFailException(message)
 
