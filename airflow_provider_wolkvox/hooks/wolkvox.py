@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
-from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox import CONN_FIELDS, UI_FIELD_BEHAVIOUR, api
 from airflow_provider_wolkvox.client import (
     BulkLoad,
     InsertManyResult,
@@ -54,6 +54,28 @@ class WolkvoxHook(BaseHook):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(wolkvox_conn_id={self.wolkvox_conn_id!r})"
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields for Airflow 2; Airflow 3 reads the same ``CONN_FIELDS`` declaratively."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, StringField
+
+        widgets: dict[str, Any] = {}
+        for name, field in CONN_FIELDS.items():
+            label, description = lazy_gettext(field["label"]), field.get("description")
+            if "boolean" in field["schema"]["type"]:
+                default = field["schema"].get("default")
+                widgets[name] = BooleanField(label, default=default, description=description)
+            else:
+                widgets[name] = StringField(label, widget=BS3TextFieldWidget(), description=description)
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields of the form for Airflow 2 (``UI_FIELD_BEHAVIOUR``)."""
+        return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
 
     @cached_property
     def _extras(self) -> dict[str, Any]:

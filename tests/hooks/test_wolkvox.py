@@ -163,3 +163,30 @@ def test_repr_hides_the_token(wolkvox_conn: str) -> None:
     hook.client  # noqa: B018
     assert TOKEN not in repr(hook)
     assert repr(hook) == "WolkvoxHook(wolkvox_conn_id='wolkvox_default')"
+
+
+def test_legacy_ui_field_behaviour_matches_the_provider_info() -> None:
+    assert WolkvoxHook.get_ui_field_behaviour() == {
+        "hidden_fields": ["login", "schema", "port", "extra"],
+        "relabeling": {"host": "CRM server", "password": "Wolkvox-Token"},
+        "placeholders": {
+            "host": "crm0001.wolkvox.com",
+            "password": "token from CRM > Configuration > wolkvox integration > Tokens",
+            "operation": "my_operation",
+            "timeout": "60",
+        },
+    }
+
+
+def test_legacy_form_widgets_offer_the_extras() -> None:
+    pytest.importorskip("wtforms", reason="the legacy form needs Airflow 2's web server (wtforms)")
+    pytest.importorskip("flask_appbuilder", reason="the legacy form needs Airflow 2's web server (FAB)")
+    from wtforms import BooleanField, StringField
+
+    widgets = WolkvoxHook.get_connection_form_widgets()
+    assert set(widgets) == {"operation", "timeout", "verify", "allow_insecure_http"}
+    assert widgets["operation"].field_class is StringField
+    assert widgets["timeout"].field_class is StringField
+    assert widgets["verify"].field_class is BooleanField
+    assert widgets["verify"].kwargs["default"] is True
+    assert widgets["allow_insecure_http"].kwargs["default"] is False
