@@ -107,6 +107,8 @@ class BulkLoad:
         journal: LoadJournal | None = None,
     ) -> None:
         check_load_options(batch_size, max_in_flight)
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+            raise WolkvoxInputError(f"records must be an iterable of mappings, got {type(records).__name__}")
         self.client = client
         self.operation = operation
         self.module = module

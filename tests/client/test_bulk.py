@@ -213,3 +213,11 @@ def test_a_bad_record_in_a_list_stops_everything_before_sending(
     with pytest.raises(WolkvoxInputError, match="record 5: field 'Nombre': a bytes value cannot be sent"):
         load(client, records)
     assert server.calls() == 0
+
+
+@pytest.mark.parametrize("records", [42, "Nombre,Email", {"Nombre": "Ana"}, None])
+def test_records_that_are_not_an_iterable_of_mappings_are_refused(
+    client: WolkvoxClient, records: object
+) -> None:
+    with pytest.raises(WolkvoxInputError, match="records must be an iterable of mappings, got"):
+        load(client, records)
