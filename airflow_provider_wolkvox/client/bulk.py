@@ -213,13 +213,13 @@ class BulkLoad:
 
     def _send(self, chunk: Chunk, body: bytes = b"", attempt: int = 1) -> list[RecordResult]:
         """Insert ``chunk`` (one call per record, or one batch) and say what became of each record."""
-        if self.stop_error is not None:
-            return [_outcome(index, RecordStatus.NOT_SENT, self.stop_error) for index, _ in chunk]
         if self.single:
             return [self._send_one(index, fields, attempt) for index, fields in chunk]
         return self._send_batch(chunk, body, attempt)
 
     def _send_one(self, index: int, fields: dict[str, Any], attempt: int) -> RecordResult:
+        if self.stop_error is not None:
+            return _outcome(index, RecordStatus.NOT_SENT, self.stop_error)
         try:
             wolkvox_id = self.client.insert(self.operation, self.module, fields)
         except WolkvoxBadRequestError as error:
@@ -232,6 +232,9 @@ class BulkLoad:
         return RecordResult(index, RecordStatus.CREATED, wolkvox_id)
 
     def _send_batch(self, chunk: Chunk, body: bytes, attempt: int) -> list[RecordResult]:
+        # Checked here, not once per chunk: the halves of a split batch come back through here.
+        if self.stop_error is not None:
+            return [_outcome(index, RecordStatus.NOT_SENT, self.stop_error) for index, _ in chunk]
         if not body:
             body = self._encode(chunk)
         try:

@@ -145,6 +145,17 @@ def test_quota_spent_stops_the_load_and_marks_the_rest_not_sent(client: WolkvoxC
     assert bulk.summary.calls == 6  # stopped at once: the refused call is the last one
 
 
+def test_quota_spent_in_single_mode_stops_within_a_chunk() -> None:
+    with FakeWolkvoxServer({TOKEN: OPERATION}, quota=5) as small, WolkvoxClient(small.url, TOKEN) as limited:
+        results = list(load(limited, contacts(30), single=True, batch_size=10, max_in_flight=1))
+        stored = len(small.records("contacts"))
+        calls = small.calls(api.INSERT_PATH)
+
+    assert stored == 5
+    assert [r.status for r in results] == [RecordStatus.CREATED] * 5 + [RecordStatus.NOT_SENT] * 25
+    assert calls == 6  # five created, one refused, then nothing more
+
+
 def test_unmatched_batch_answer_reports_created_with_unknown_ids(
     server: FakeWolkvoxServer, client: WolkvoxClient
 ) -> None:
