@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,16 @@ from airflow_provider_wolkvox.client.retry import RetryPolicy  # noqa: E402
 TOKEN = "tok-3f9a1c77e2b54d08"
 OPERATION = "modulotest03"
 BASE_URL = "https://crm0001.wolkvox.com"
+
+
+class RecordingTaskInstance:
+    """Stands for ``context["ti"]`` in operator unit tests: keeps what the operator pushes to XCom."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
 
 
 def connection_json(host: str, *, token: str = TOKEN, **extra: object) -> str:

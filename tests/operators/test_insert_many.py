@@ -14,17 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError
 from airflow_provider_wolkvox.operators.insert import WolkvoxInsertManyOperator
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
-from tests.conftest import OPERATION, TOKEN
-
-
-class RecordingTaskInstance:
-    """Stands for ``context["ti"]``: keeps what the operator pushes to XCom."""
-
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
+from tests.conftest import OPERATION, TOKEN, RecordingTaskInstance
 
 
 @pytest.fixture

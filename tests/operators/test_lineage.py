@@ -10,16 +10,11 @@ import pytest
 
 from airflow_provider_wolkvox.operators.insert import WolkvoxInsertManyOperator, WolkvoxInsertOperator
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
-from tests.conftest import OPERATION, TOKEN
+from tests.conftest import OPERATION, TOKEN, RecordingTaskInstance
 
 pytest.importorskip(
     "airflow.providers.openlineage", reason="apache-airflow-providers-openlineage is not installed"
 )
-
-
-class RecordingTaskInstance:
-    def xcom_push(self, key: str, value: object) -> None:
-        pass
 
 
 @pytest.fixture
