@@ -23,6 +23,7 @@ from airflow_provider_wolkvox.client.gate import gate_for
 from airflow_provider_wolkvox.client.results import TokenInfo
 from airflow_provider_wolkvox.client.retry import RetryPolicy, is_retryable
 from airflow_provider_wolkvox.exceptions import (
+    WolkvoxConfigError,
     WolkvoxConnectionError,
     WolkvoxError,
     WolkvoxMalformedResponseError,
@@ -35,11 +36,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Seconds to wait for a whole answer when the Connection sets no ``timeout``.
+#: Seconds to wait for the answer (between bytes) when the Connection sets no ``timeout``.
 DEFAULT_TIMEOUT = 60.0
 #: Seconds to wait for the TCP/TLS connection; longer waits mean the host is unreachable.
 CONNECT_TIMEOUT = 10.0
 REDACTED = "***"
+# Tokens this long are replaced in answers before they are read; a shorter one could match real
+# data (ids), so it is only scrubbed from error texts.
+MIN_REDACTED_LENGTH = 8
 
 
 def encode_body(payload: Mapping[str, Any]) -> bytes:
@@ -203,12 +207,29 @@ class WolkvoxClient:
             with self._calls_lock:
                 self._calls += 1
             try:
+                # No redirects: requests would carry the token header to whatever host they name.
                 response = self._session.request(
-                    method, self.base_url + path, data=body, params=params, timeout=self._timeout
+                    method,
+                    self.base_url + path,
+                    data=body,
+                    params=params,
+                    timeout=self._timeout,
+                    allow_redirects=False,
                 )
                 text = response.text
             except requests.RequestException as exc:
                 raise _network_error(exc, endpoint, module) from None
+        if response.is_redirect:
+            raise WolkvoxConfigError(
+                f"wolkvox {endpoint}: the server redirects to {response.headers.get('Location')!r}; "
+                "set the Connection's Host to the CRM server itself",
+                status_code=response.status_code,
+                endpoint=endpoint,
+                module=module,
+            )
+        if len(self._token) >= MIN_REDACTED_LENGTH:
+            # Before any parsing or quoting, so that no cut-off quote can hold a piece of it.
+            text = text.replace(self._token, REDACTED)
         return response.status_code, text
 
     def _redacted(self, error: WolkvoxError) -> WolkvoxError:

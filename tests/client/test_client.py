@@ -14,6 +14,7 @@ from airflow_provider_wolkvox.client.client import encode_body
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxAuthError,
     WolkvoxConcurrencyLimitError,
+    WolkvoxConfigError,
     WolkvoxConnectionError,
     WolkvoxMalformedResponseError,
     WolkvoxNoAnswerError,
@@ -256,3 +257,30 @@ def test_proxy_and_ca_bundle_from_the_environment_are_kept(monkeypatch: pytest.M
         assert client._session.verify == "/etc/ssl/private-ca.pem"
     with WolkvoxClient(BASE_URL, TOKEN, verify=False) as client:
         assert client._session.verify is False
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_are_not_followed_so_the_token_stays_home(
+    client: WolkvoxClient, requests_mock: rm.Mocker, status: int
+) -> None:
+    requests_mock.post(
+        f"{BASE_URL}{api.INSERT_PATH}",
+        status_code=status,
+        headers={"Location": "https://elsewhere.example/x"},
+    )
+    requests_mock.post("https://elsewhere.example/x", json={"code": 200, "data": {"wolkvox_id": NEW_ID}})
+    with pytest.raises(WolkvoxConfigError, match=r"redirects to 'https://elsewhere\.example/x'") as raised:
+        client.insert(OPERATION, "contacts", {"a": 1})
+    assert raised.value.fail_fast
+    assert [r.url for r in requests_mock.request_history] == [f"{BASE_URL}{api.INSERT_PATH}"]
+
+
+def test_an_echoed_token_is_redacted_before_the_body_is_quoted(
+    client: WolkvoxClient, requests_mock: rm.Mocker
+) -> None:
+    # The token sits across the 200-character cut of the quoted body.
+    requests_mock.post(f"{BASE_URL}{api.INSERT_PATH}", text="x" * 190 + TOKEN + "y" * 50)
+    with pytest.raises(WolkvoxOutcomeUnknownError) as raised:
+        client.insert(OPERATION, "contacts", {"a": 1})
+    assert TOKEN[:5] not in str(raised.value)
+    assert "x***y" in str(raised.value)
