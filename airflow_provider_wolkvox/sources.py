@@ -21,13 +21,15 @@ CSV_SUFFIXES = (".csv",)
 @contextmanager
 def open_text(path: str, mode: str = "r") -> Iterator[IO[str]]:
     """Open a local path, or a URL through Airflow's ``ObjectStoragePath`` (s3://, gs://, file://...)."""
+    # Reading skips the byte-order mark spreadsheet programs put in front of CSV files.
+    encoding = "utf-8-sig" if mode == "r" else "utf-8"
     try:
         if "://" in path:
             from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-            handle = ObjectStoragePath(path).open(mode, encoding="utf-8", newline="")
+            handle = ObjectStoragePath(path).open(mode, encoding=encoding, newline="")
         else:
-            handle = open(path, mode, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+            handle = open(path, mode, encoding=encoding, newline="")  # noqa: SIM115 - closed below
     except (OSError, ValueError) as exc:
         raise WolkvoxInputError(f"cannot open {path!r}: {exc}") from None
     with handle:
@@ -85,7 +87,7 @@ def _csv_records(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
             return
         for row in reader:
             line = reader.line_num
-            if not row:
+            if not any(row):  # a blank line, or a row of empty cells
                 continue
             if len(row) != len(header):
                 raise WolkvoxInputError(

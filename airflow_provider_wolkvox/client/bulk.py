@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -121,6 +122,7 @@ class BulkLoad:
         self.summary = LoadSummary()
         #: The error that stopped the load (spent quota, refused token, CRM unavailable), if any.
         self.stop_error: WolkvoxError | None = None
+        self._stop_lock = threading.Lock()
         if isinstance(records, Sequence):
             # In memory already: check everything before the first request.
             self._records: Iterable[dict[str, Any]] = [
@@ -309,9 +311,11 @@ class BulkLoad:
         )
 
     def _stop(self, error: WolkvoxError) -> None:
-        if self.stop_error is None:
-            log.error("wolkvox load stopped: %s; the remaining records are not sent", error)
+        with self._stop_lock:  # both sending threads may hit the same refusal
+            if self.stop_error is not None:
+                return
             self.stop_error = error
+        log.error("wolkvox load stopped: %s; the remaining records are not sent", error)
 
     @property
     def calls_needed(self) -> int | None:

@@ -74,7 +74,7 @@ class WolkvoxClient:
         self._token = token
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self.retry_policy = retry_policy or RetryPolicy()
-        self._gate = gate_for(base_url, token)
+        self._gate = gate_for(token)
         self._session = requests.Session()
         # Proxy and CA-bundle settings from the environment are resolved once here rather than on
         # every request (requests re-reads them per call, most of a fast call's cost).

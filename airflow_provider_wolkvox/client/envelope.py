@@ -25,6 +25,7 @@ from airflow_provider_wolkvox.exceptions import (
 
 # How much of an unexpected body an error message quotes.
 BODY_QUOTE_LIMIT = 200
+_STATUS_BY_ERROR = {api.ERROR_UNAUTHORIZED: 401, api.ERROR_FORBIDDEN: 403}
 
 
 def read_envelope(status: int, body: str, *, endpoint: str, module: str | None = None) -> Any:
@@ -53,14 +54,10 @@ def read_envelope(status: int, body: str, *, endpoint: str, module: str | None =
     msg_text = None if msg is None else str(msg)
     failed_status = max(status, code or 0)
     if failed_status >= 400 or error_text is not None:
-        # An error with a 2xx code everywhere is still a refusal of the request.
-        raise error_for(
-            failed_status if failed_status >= 400 else 400,
-            error_text,
-            msg_text,
-            endpoint=endpoint,
-            module=module,
-        )
+        if failed_status < 400:
+            # An error body under 2xx codes everywhere: its `error` says what kind of refusal it is.
+            failed_status = _STATUS_BY_ERROR.get((error_text or "").strip().upper(), 400)
+        raise error_for(failed_status, error_text, msg_text, endpoint=endpoint, module=module)
     return envelope.get("data")
 
 

@@ -1,8 +1,8 @@
 """The per-token concurrency gate: at most ``MAX_IN_FLIGHT_PER_TOKEN`` requests in flight.
 
-The CRM refuses a third simultaneous request per token, so every client of the process that talks
-to the same server with the same token shares one gate. Keys hold a digest of the token, not the
-token itself.
+The CRM refuses a third simultaneous request per token, so every client of the process that uses
+the same token shares one gate, whatever URL it names the server by. Keys are a digest of the
+token, not the token itself.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import threading
 
 from airflow_provider_wolkvox.api import MAX_IN_FLIGHT_PER_TOKEN
 
-_gates: dict[tuple[str, str], threading.BoundedSemaphore] = {}
+_gates: dict[str, threading.BoundedSemaphore] = {}
 _gates_lock = threading.Lock()
 
 
-def gate_for(base_url: str, token: str) -> threading.BoundedSemaphore:
-    """The process-wide gate of ``token`` on ``base_url``."""
-    key = (base_url, hashlib.sha256(token.encode()).hexdigest())
+def gate_for(token: str) -> threading.BoundedSemaphore:
+    """The process-wide gate of ``token``."""
+    key = hashlib.sha256(token.encode()).hexdigest()
     with _gates_lock:
         gate = _gates.get(key)
         if gate is None:

@@ -84,6 +84,22 @@ def test_http_200_with_error_body_is_an_error(code: object, error: str, kind: ty
         read_envelope(200, body(code, error, api.MSG_INVALID_TOKEN), endpoint="insert.php")
 
 
+@pytest.mark.parametrize(
+    ("error", "msg", "kind"),
+    [
+        (api.ERROR_FORBIDDEN, api.MSG_QUOTA_EXCEEDED, WolkvoxQuotaExceededError),
+        (api.ERROR_FORBIDDEN, api.MSG_TOO_MANY_SIMULTANEOUS, WolkvoxConcurrencyLimitError),
+        (api.ERROR_FORBIDDEN, api.MSG_INVALID_TOKEN, WolkvoxAuthError),
+        (api.ERROR_UNAUTHORIZED, api.MSG_MISSING_TOKEN, WolkvoxAuthError),
+    ],
+)
+def test_error_body_with_200_codes_is_classified_by_its_error(
+    error: str, msg: str, kind: type[WolkvoxError]
+) -> None:
+    with pytest.raises(kind):
+        read_envelope(200, body(200, error, msg), endpoint="insert.php")
+
+
 def test_quota_403_is_told_apart_case_insensitively() -> None:
     with pytest.raises(WolkvoxQuotaExceededError):
         read_envelope(403, body(403, "forbidden", "Token limit exceeded"), endpoint="insert.php")
