@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,8 @@ def run_dag(dag_id: str, dag_file: str | None = None, **test_kwargs: Any) -> Dag
 
 
 def main() -> int:
-    configure_airflow(DEMO_HOME)
+    # One home per Airflow major version: their metadata DBs differ.
+    configure_airflow(DEMO_HOME / f"airflow{version('apache-airflow').split('.')[0]}")
     from airflow.utils import db
 
     from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer

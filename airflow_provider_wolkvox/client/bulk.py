@@ -140,17 +140,23 @@ class BulkLoad:
         pending: deque[tuple[int, str, Future[list[RecordResult]]]] = deque()
         with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-load") as pool:
             try:
-                for number, chunk, body in self._chunks():
-                    fingerprint = hashlib.sha256(body).hexdigest() if self.journal else ""
-                    pending.append(
-                        (number, fingerprint, self._submit(pool, number, fingerprint, chunk, body))
-                    )
-                    # Keep one chunk prepared beyond those in flight, so the gate never idles.
-                    while len(pending) > self.max_in_flight:
+                try:
+                    for number, chunk, body in self._chunks():
+                        fingerprint = hashlib.sha256(body).hexdigest() if self.journal else ""
+                        pending.append(
+                            (number, fingerprint, self._submit(pool, number, fingerprint, chunk, body))
+                        )
+                        # Keep one chunk prepared beyond those in flight, so the gate never idles.
+                        while len(pending) > self.max_in_flight:
+                            yield from self._settle(*pending.popleft())
+                            if time.monotonic() - last_progress >= self.progress_interval:
+                                last_progress = time.monotonic()
+                                self._log_progress(started, calls_before)
+                except WolkvoxInputError:
+                    # A bad record stops the reading; the chunks in flight still report first.
+                    while pending:
                         yield from self._settle(*pending.popleft())
-                        if time.monotonic() - last_progress >= self.progress_interval:
-                            last_progress = time.monotonic()
-                            self._log_progress(started, calls_before)
+                    raise
                 while pending:
                     yield from self._settle(*pending.popleft())
             finally:

@@ -12,10 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
-
-import requests
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.envelope import quote, read_envelope, record_id, record_ids
@@ -31,6 +28,9 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxOutcomeUnknownError,
     WolkvoxUncertainError,
 )
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,10 @@ class WolkvoxClient:
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self.retry_policy = retry_policy or RetryPolicy()
         self._gate = gate_for(token)
+        # requests takes tens of ms to import and DAG files import the operators at every parse:
+        # it is loaded when a client is made, at task run time.
+        import requests
+
         self._session = requests.Session()
         # Proxy and CA-bundle settings from the environment are resolved once here rather than on
         # every request (requests re-reads them per call, most of a fast call's cost).
@@ -203,6 +207,8 @@ class WolkvoxClient:
         module: str | None,
     ) -> tuple[int, str]:
         """One HTTP exchange through the token gate: the status and the body's text."""
+        import requests  # loaded by __init__ already
+
         with self._gate:
             with self._calls_lock:
                 self._calls += 1
@@ -248,6 +254,9 @@ class WolkvoxClient:
 
 
 def _network_error(exc: requests.RequestException, endpoint: str, module: str | None) -> WolkvoxError:
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     never_sent = isinstance(exc, requests.ConnectTimeout) or isinstance(
         reason, (NewConnectionError, ConnectTimeoutError)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import LoadSummary, RecordResult
+from airflow_provider_wolkvox.client import LoadSummary, RecordResult, RecordStatus
 from airflow_provider_wolkvox.client.bulk import DEFAULT_BATCH_SIZE, BulkLoad, check_load_options
 from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
@@ -69,13 +69,11 @@ class WolkvoxInsertOperator(_WolkvoxLineage, BaseOperator):
         self.dedupe_field = dedupe_field
 
     def execute(self, context: Context) -> str:
-        fields = mapping_argument(self.fields, "fields")
         hook = WolkvoxHook(self.wolkvox_conn_id)
-        with task_failure_semantics():
-            wolkvox_id = hook.insert(
-                self.module, fields, operation=self.operation, dedupe_field=self.dedupe_field
-            )
+        with task_failure_semantics(), hook.client:
+            fields = mapping_argument(self.fields, "fields")
             operation = hook.operation_for(self.operation)
+            wolkvox_id = hook.insert(self.module, fields, operation=operation, dedupe_field=self.dedupe_field)
         # Field values are personal data: the log names the record, not its content.
         self.log.info(
             "Created wolkvox record %s in module %r of operation %r", wolkvox_id, self.module, operation
@@ -159,7 +157,7 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
 
     def execute(self, context: Context) -> list[str | None] | dict[str, Any]:
         hook = WolkvoxHook(self.wolkvox_conn_id)
-        with task_failure_semantics():
+        with task_failure_semantics(), hook.client:
             if self.records_path is None:
                 records: Iterable[Mapping[str, Any]] = sequence_argument(self.records, "records")
                 total = None
@@ -179,7 +177,7 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
                 quota_check=self.quota_check,
                 journal=journal,
             )
-            ids, failed = self._consume(load)
+            ids, failed = self._consume(load, resumable=journal is not None)
         summary = load.summary
         self.log.info("wolkvox load of module %r: %s", self.module, summary.as_dict())
         self._lineage = LineageTarget(hook.client.base_url, load.operation, load.module, summary.created)
@@ -189,18 +187,31 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
             return ids
         return {**summary.as_dict(), "results_path": self.results_path}
 
-    def _consume(self, load: BulkLoad) -> tuple[list[str | None], list[RecordResult]]:
-        """Drain the load: ids in memory (for in-memory input), results to the results file."""
+    def _consume(self, load: BulkLoad, *, resumable: bool) -> tuple[list[str | None], list[RecordResult]]:
+        """Drain the load: ids in memory (for in-memory input), results to the results file.
+
+        A load cut short after requests went out (a results file that fails, a task timeout) fails
+        without task retries unless a journal lets the retry skip what was sent.
+        """
         keep_ids = self.records_path is None
         ids: list[str | None] = []
         failed: list[RecordResult] = []
-        with _results_writer(self.results_path) as write:
-            for result in load:
-                if keep_ids:
-                    ids.append(result.wolkvox_id)
-                if result.failed and len(failed) < self.failed_records_limit:
-                    failed.append(result)
-                write(result)
+        try:
+            with _results_writer(self.results_path) as write:
+                for result in load:
+                    if keep_ids:
+                        ids.append(result.wolkvox_id)
+                    if result.failed and len(failed) < self.failed_records_limit:
+                        failed.append(result)
+                    write(result)
+        except BaseException as error:
+            if resumable or load.summary.calls == 0 or isinstance(error, AirflowFailException):
+                raise
+            raise AirflowFailException(
+                f"wolkvox load of module {self.module!r} broke off after {load.summary.calls} API calls "
+                f"({type(error).__name__}: {error}); records may have been created, and without a task "
+                "state store a retry would send them again, so the task fails without retries"
+            ) from error
         return ids, failed
 
     def _fail_if_too_many(self, load: BulkLoad, failed: list[RecordResult], *, resumable: bool) -> None:
@@ -213,9 +224,10 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
             + "; ".join(f"record {r.index}: {r.status.value} {r.msg or ''}".strip() for r in failed[:5])
         )
         stop = load.stop_error
-        # A task retry re-sends the whole input: safe only before anything was created, or with a journal
-        # that lets the retry skip what this try settled.
-        if stop is not None and not stop.fail_fast and (resumable or summary.created == 0):
+        # A task retry re-sends the whole input: safe only while nothing may be in the CRM, or with a
+        # journal that lets the retry skip what this try settled.
+        untouched = summary.created + summary.counts[RecordStatus.OUTCOME_UNKNOWN] == 0
+        if stop is not None and not stop.fail_fast and (resumable or untouched):
             raise WolkvoxError(f"{message}. Stopped by: {stop}") from stop
         raise AirflowFailException(message)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import BulkLoad, RecordStatus, RetryPolicy, WolkvoxClient
+from airflow_provider_wolkvox.client import BulkLoad, RecordResult, RecordStatus, RetryPolicy, WolkvoxClient
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError, WolkvoxQuotaExceededError
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
 from tests.conftest import OPERATION, TOKEN
@@ -232,3 +232,19 @@ def test_records_that_are_not_an_iterable_of_mappings_are_refused(
 ) -> None:
     with pytest.raises(WolkvoxInputError, match="records must be an iterable of mappings, got"):
         load(client, records)
+
+
+def test_a_bad_record_in_a_stream_reports_the_records_before_it(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    def records() -> Iterator[dict[str, object]]:
+        yield from contacts(230)
+        yield {"Nombre": b"bytes"}
+
+    seen: list[RecordResult] = []
+    with pytest.raises(WolkvoxInputError, match="record 230: field 'Nombre'"):
+        seen.extend(load(client, records(), batch_size=100))
+    # The two batches in flight when the bad record was read still report; the third never went out.
+    assert [r.index for r in seen] == list(range(200))
+    assert all(r.status is RecordStatus.CREATED for r in seen)
+    assert len(server.records("contacts")) == 200

@@ -122,8 +122,13 @@ def test_too_many_failures_fail_the_task_after_every_record_was_tried(server: Fa
 def test_failed_records_xcom_is_bounded(server: FakeWolkvoxServer, tmp_path: Path) -> None:
     records = rows(10) * 2  # the second half repeats every e-mail
     results_path = tmp_path / "results.jsonl"
+    # One request at a time, so that the first copy of each e-mail is the one stored.
     ids, ti = run(
-        records=records, max_failed_records=10, failed_records_limit=3, results_path=str(results_path)
+        records=records,
+        max_failed_records=10,
+        failed_records_limit=3,
+        results_path=str(results_path),
+        max_in_flight=1,
     )
 
     assert len(ti.pushed["failed_records"]) == 3
@@ -211,3 +216,35 @@ def test_exactly_one_input_is_required() -> None:
         WolkvoxInsertManyOperator(task_id="t", module="contacts")
     with pytest.raises(ValueError, match="exactly one of records and records_path"):
         WolkvoxInsertManyOperator(task_id="t", module="contacts", records=[], records_path="x.csv")
+
+
+def test_a_load_broken_off_after_sending_fails_without_task_retries(server: FakeWolkvoxServer) -> None:
+    # The results file fails when written (a full disk): the records are in the CRM by then, and
+    # without a journal a task retry would send them again.
+    operator = WolkvoxInsertManyOperator(
+        task_id="load", module="contacts", records=rows(10), results_path="/dev/full"
+    )
+    with pytest.raises(AirflowFailException, match=r"broke off after 1 API calls \(OSError") as raised:
+        operator.execute({"ti": RecordingTaskInstance()})  # type: ignore[arg-type]
+    assert "a retry would send them again" in str(raised.value)
+    assert len(server.records("contacts")) == 10
+
+
+def test_unknown_outcomes_make_a_transient_stop_fail_fast(server: FakeWolkvoxServer) -> None:
+    # Batch 1 is stored but its answer lost; then the CRM stays in maintenance.
+    server.inject(Fault.STORE_THEN_DROP)
+    server.inject(Fault.MAINTENANCE, times=None)
+    operator = WolkvoxInsertManyOperator(
+        task_id="load", module="contacts", records=rows(20), batch_size=10, max_in_flight=1
+    )
+    with pytest.raises(AirflowFailException, match="10 outcome_unknown, 10 not_sent"):
+        operator.execute({"ti": RecordingTaskInstance()})  # type: ignore[arg-type]
+    assert len(server.records("contacts")) == 10
+
+
+def test_an_unparsable_fields_string_fails_without_task_retries(server: FakeWolkvoxServer) -> None:
+    from airflow_provider_wolkvox.operators.insert import WolkvoxInsertOperator
+
+    with pytest.raises(AirflowFailException, match="fields is a string that is not JSON"):
+        WolkvoxInsertOperator(task_id="t", module="contacts", fields="{oops").execute({})  # type: ignore[arg-type]
+    assert server.calls() == 0

@@ -1,0 +1,408 @@
+"""Bulk insert throughput and streaming memory, against the fake CRM in a child process.
+
+Run from anywhere as a script (its directory must be first on ``sys.path`` for ``_harness``)::
+
+    .venv/bin/python benchmarks/bulk_insert.py [--latency 20] [--records 20000] [--single-records 600]
+        [--batch-size 100] [--stream-records 100000 1000000]
+
+Throughput, on the same records, with the server answering after ``--latency`` ms:
+
+- batch: ``BulkLoad(..., batch_size=100)``; ceiling 2 * batch_size / L records/s (2 requests in flight);
+- single: ``BulkLoad(..., single=True)``; ceiling 2 / L;
+- naive: what a user would write by hand, sequential ``requests.post`` calls, a new session each
+  (as a hand-rolled HttpOperator loop does); ceiling 1 / L, for information.
+
+A run is timed from the construction of the ``BulkLoad`` (a list is checked whole before the first
+request) to its last result, each on an empty store. The fake answers after L *plus* its own time
+(parsing, storing, waking up), which no client can avoid: a bare exchange with it over a raw socket
+is measured too and printed as the best share of the ceiling any client could reach here.
+
+Memory: in a fresh child process per file size, the operator's file path (``check_records_file``,
+then ``BulkLoad`` over ``read_records`` writing a JSON line per result) against a zero-latency
+server; the child's peak RSS must stay under 200 MB and not grow with the file. The peak is the
+child's own (``VmHWM``); ``ru_maxrss`` is printed beside it but not used, as Linux carries it over
+``exec``, so that a spawned child's starts at its parent's RSS (here the benchmark's, with the
+throughput records in it). The RSS is also sampled during the load, which the import peak can hide.
+
+Prints the tables and one ``target met: yes/no`` line per target; exits 1 if one is missed.
+``--verbose`` shows the provider's log lines (progress), which Airflow sends to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from _harness import (
+    MODULE,
+    OPERATION,
+    TOKEN,
+    ServerProcess,
+    check,
+    contact,
+    maxrss_mb,
+    peak_rss_mb,
+    print_table,
+    provider_logs,
+    rss_mb,
+    run_in_child,
+    time_limit,
+)
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client import BulkLoad, RecordStatus, WolkvoxClient
+from airflow_provider_wolkvox.client.client import encode_body
+from airflow_provider_wolkvox.sources import check_records_file, read_records
+
+THROUGHPUT_TARGET = 0.90
+SINGLE_OVER_NAIVE_TARGET = 1.8
+PEAK_RSS_LIMIT_MB = 200.0
+RSS_GROWTH_LIMIT_MB = 15.0
+# Seconds one streaming child may take (1,000,000 records run in about a minute here).
+STREAM_TIMEOUT = 900.0
+RSS_SAMPLE_EVERY = 10_000
+# Exchanges of the bare round-trip measurement.
+BARE_EXCHANGES = 50
+
+
+@dataclass(frozen=True)
+class Run:
+    """One throughput measurement, with what the fake server saw of it."""
+
+    mode: str
+    records: int
+    seconds: float
+    calls: int
+    ceiling: float
+    stored: int
+    failures: int
+    max_in_flight: int
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def of_ceiling(self) -> float:
+        return self.rate / self.ceiling
+
+
+def run_load(
+    server: ServerProcess, records: Sequence[dict[str, str]], *, single: bool, batch_size: int, latency: float
+) -> Run:
+    """Time a ``BulkLoad`` of ``records`` through one client, on an empty store."""
+    server.reset()
+    with WolkvoxClient(server.url, TOKEN) as client:
+        started = time.perf_counter()
+        load = BulkLoad(client, OPERATION, MODULE, records, batch_size=batch_size, single=single)
+        failures = sum(result.status is not RecordStatus.CREATED for result in load)
+        seconds = time.perf_counter() - started
+    return Run(
+        "single" if single else f"batch {batch_size}",
+        len(records),
+        seconds,
+        server.calls(),
+        (2 if single else 2 * batch_size) / latency,
+        server.record_count(),
+        failures,
+        server.max_in_flight(),
+    )
+
+
+def run_naive(server: ServerProcess, records: Sequence[dict[str, str]], *, latency: float) -> Run:
+    """Time the hand-written loop: one ``requests.post`` per record, each with a new session."""
+    server.reset()
+    url = server.url + api.INSERT_PATH
+    failures = 0
+    started = time.perf_counter()
+    for fields in records:
+        response = requests.post(
+            url,
+            json={"operation": OPERATION, "module": MODULE, "fields": fields},
+            headers={api.TOKEN_HEADER: TOKEN},
+            timeout=60,
+        )
+        failures += not (response.ok and response.json()["data"]["wolkvox_id"])
+    seconds = time.perf_counter() - started
+    return Run(
+        "naive requests.post",
+        len(records),
+        seconds,
+        server.calls(),
+        1 / latency,
+        server.record_count(),
+        failures,
+        server.max_in_flight(),
+    )
+
+
+def bare_round_trip(url: str, path: str, body: bytes, count: int) -> float:
+    """Mean seconds of ``count`` bare HTTP/1.1 exchanges with the fake on one keep-alive socket.
+
+    The request is encoded once and the answer read no further than its length: what is left is the
+    server's own time (latency, processing, waking up) and the loopback, a floor no client can pass.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{api.TOKEN_HEADER}: {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, int(port))) as sock, sock.makefile("rb") as answers:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        started = time.perf_counter()
+        for _ in range(count):
+            sock.sendall(request)
+            length = 0
+            while (line := answers.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            answers.read(length)
+        return (time.perf_counter() - started) / count
+
+
+def stream_file(url: str, path: str, results_path: str, batch_size: int, verbose: bool) -> dict[str, float]:
+    """In a fresh child: load a records file as the operator does; return timings and peak RSS."""
+    provider_logs(verbose)
+    baseline = rss_mb()  # after the imports of this module and the package, nothing else yet
+    started = time.perf_counter()
+    count = check_records_file(path)
+    with WolkvoxClient(url, TOKEN) as client, open(results_path, "w", encoding="utf-8") as results:
+        load = BulkLoad(
+            client,
+            OPERATION,
+            MODULE,
+            (record for _, record in read_records(path)),
+            total=count,
+            batch_size=batch_size,
+        )
+        # The peak of the imports can hide the load's own memory: sample the current RSS as well.
+        during = 0.0
+        for result in load:
+            results.write(json.dumps(result.as_dict()) + "\n")
+            if result.index % RSS_SAMPLE_EVERY == 0:
+                during = max(during, rss_mb())
+    return {
+        "records": count,
+        "seconds": time.perf_counter() - started,
+        "created": load.summary.counts[RecordStatus.CREATED],
+        "baseline": baseline,
+        "during": during,
+        "peak": peak_rss_mb(),
+        "maxrss": maxrss_mb(),
+    }
+
+
+def write_records_file(path: Path, count: int) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for number in range(count):
+            out.write(json.dumps(contact(number), ensure_ascii=False) + "\n")
+
+
+def throughput(server: ServerProcess, args: argparse.Namespace) -> bool:
+    """Measure the three modes; print their table and targets; return whether all are met."""
+    latency = args.latency / 1000
+    records = [contact(number) for number in range(max(args.records, args.single_records))]
+    few = records[: args.single_records]
+    batch = run_load(
+        server, records[: args.records], single=False, batch_size=args.batch_size, latency=latency
+    )
+    single = run_load(server, few, single=True, batch_size=args.batch_size, latency=latency)
+    naive = run_naive(server, few, latency=latency)
+    runs = (batch, single, naive)
+    # The fake answers after L plus its own time; measured bare, that time bounds every client.
+    batch_trip = bare_round_trip(
+        server.url,
+        api.INSERT_MANY_PATH,
+        encode_body({"operation": OPERATION, "module": MODULE, "fields": records[: args.batch_size]}),
+        BARE_EXCHANGES,
+    )
+    single_trip = bare_round_trip(
+        server.url,
+        api.INSERT_PATH,
+        encode_body({"operation": OPERATION, "module": MODULE, "fields": few[0]}),
+        BARE_EXCHANGES,
+    )
+
+    print(f"\nThroughput, server latency L = {args.latency:g} ms, 2 requests in flight per token at most")
+    print_table(
+        ("mode", "records", "seconds", "records/s", "API calls", "ceiling rec/s", "% of ceiling"),
+        (
+            (
+                run.mode,
+                run.records,
+                f"{run.seconds:.2f}",
+                f"{run.rate:.0f}",
+                run.calls,
+                f"{run.ceiling:.0f}",
+                f"{100 * run.of_ceiling:.1f}",
+            )
+            for run in runs
+        ),
+    )
+    print(
+        "checks: "
+        + "; ".join(
+            f"{run.mode}: {run.stored}/{run.records} stored, {run.failures} failed, "
+            f"max in flight {run.max_in_flight}"
+            for run in runs
+        )
+    )
+    print(
+        f"bare exchange with the fake (no client library): {1000 * batch_trip:.2f} ms for a batch of "
+        f"{args.batch_size}, {1000 * single_trip:.2f} ms for one record, against L = {args.latency:g} ms: "
+        f"no client can pass {100 * latency / batch_trip:.1f} % (batch) and "
+        f"{100 * latency / single_trip:.1f} % (single) of the ceiling on this machine"
+    )
+    calls_needed = math.ceil(batch.records / args.batch_size)
+    return all(
+        [
+            check(
+                f"batch at {100 * batch.of_ceiling:.1f} % of its ceiling (>= {THROUGHPUT_TARGET:.0%})",
+                batch.of_ceiling >= THROUGHPUT_TARGET,
+            ),
+            check(
+                f"single at {100 * single.of_ceiling:.1f} % of its ceiling (>= {THROUGHPUT_TARGET:.0%})",
+                single.of_ceiling >= THROUGHPUT_TARGET,
+            ),
+            check(
+                f"single at {single.rate / naive.rate:.2f}x the naive loop (>= {SINGLE_OVER_NAIVE_TARGET}x)",
+                single.rate >= SINGLE_OVER_NAIVE_TARGET * naive.rate,
+            ),
+            check(
+                f"batch used {batch.calls} calls, exactly ceil({batch.records} / {args.batch_size}) = "
+                f"{calls_needed}, with no failures",
+                batch.calls == calls_needed and batch.failures == 0,
+            ),
+            check(
+                "every mode stored every record with no failures",
+                all(run.stored == run.records and run.failures == 0 for run in runs),
+            ),
+            check(
+                "the fake never saw more than 2 requests in flight",
+                all(run.max_in_flight <= api.MAX_IN_FLIGHT_PER_TOKEN for run in runs),
+            ),
+        ]
+    )
+
+
+def memory(server: ServerProcess, args: argparse.Namespace) -> bool:
+    """Stream files of each ``--stream-records`` size; print peak RSS and targets."""
+    server.set_latency(0.0)
+    rows = []
+    peaks = []
+    complete = True
+    with tempfile.TemporaryDirectory(prefix="wolkvox-bench-") as directory:
+        for count in sorted(args.stream_records):
+            path = Path(directory, f"records-{count}.jsonl")
+            write_records_file(path, count)
+            server.reset()
+            figures = run_in_child(
+                stream_file,
+                server.url,
+                str(path),
+                str(Path(directory, f"results-{count}.jsonl")),
+                args.batch_size,
+                args.verbose,
+                timeout=STREAM_TIMEOUT,
+            )
+            stored = server.record_count()
+            complete = complete and figures["created"] == count and stored == count
+            peaks.append(figures["peak"])
+            rows.append(
+                (
+                    count,
+                    f"{figures['seconds']:.1f}",
+                    f"{count / figures['seconds']:.0f}",
+                    f"{figures['baseline']:.1f}",
+                    f"{figures['during']:.1f}",
+                    f"{figures['peak']:.1f}",
+                    f"{figures['maxrss']:.1f}",
+                    f"{stored}",
+                    f"{server.peak_rss_mb():.0f}",
+                )
+            )
+            path.unlink()  # a million records take about 85 MB of disk
+
+    print(
+        "\nStreaming a JSONL file the operator's way (validation pass, then the load writing a results "
+        "file),\nzero server latency, a fresh child process per file; RSS is the client child's"
+    )
+    print_table(
+        (
+            "records",
+            "seconds",
+            "records/s",
+            "RSS after imports MB",
+            "max RSS in load MB",
+            "peak RSS (VmHWM) MB",
+            "ru_maxrss MB",
+            "stored",
+            "server peak RSS MB",
+        ),
+        rows,
+    )
+    largest = max(args.stream_records)
+    return all(
+        [
+            check("every streamed record was created and stored", complete),
+            check(
+                f"peak RSS {peaks[-1]:.1f} MB at {largest} records (< {PEAK_RSS_LIMIT_MB:.0f} MB)",
+                peaks[-1] < PEAK_RSS_LIMIT_MB,
+            ),
+            check(
+                f"peak RSS grows by {peaks[-1] - peaks[0]:+.1f} MB from {min(args.stream_records)} to "
+                f"{largest} records (<= +{RSS_GROWTH_LIMIT_MB:.0f} MB)",
+                peaks[-1] - peaks[0] <= RSS_GROWTH_LIMIT_MB,
+            ),
+        ]
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=20.0, help="server latency L in ms (default 20)")
+    parser.add_argument("--records", type=int, default=20_000, help="records of the batch run")
+    parser.add_argument(
+        "--single-records", type=int, default=600, help="records of the single and naive runs"
+    )
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument(
+        "--stream-records",
+        type=int,
+        nargs="+",
+        default=[100_000, 1_000_000],
+        help="file sizes of the memory runs (default 100000 1000000)",
+    )
+    parser.add_argument("--time-limit", type=float, default=1200.0, help="seconds for the whole run")
+    parser.add_argument("--verbose", action="store_true", help="show the provider's log lines")
+    args = parser.parse_args()
+    if args.latency <= 0:
+        parser.error("--latency must be positive: the ceilings divide by it")
+    provider_logs(args.verbose)
+
+    try:
+        with time_limit(args.time_limit), ServerProcess(latency=args.latency / 1000) as server:
+            met = throughput(server, args)
+            met = memory(server, args) and met
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except TimeoutError as error:  # the time limit, or a child process that hung
+        print(f"stopped: {error}", file=sys.stderr)
+        return 1
+    print(f"\nall targets met: {'yes' if met else 'no'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
