@@ -104,3 +104,15 @@ def test_error_names_the_field_attribute() -> None:
         prepare_fields({"ok": 1, "Foto": b"x"}, record="line 3")
     assert raised.value.field == "Foto"
     assert str(raised.value).startswith("record line 3: field 'Foto'")
+
+
+def test_the_fast_path_gives_the_same_copy() -> None:
+    fields = {"Nombre": "Ana", "Edad": 31, "Activo": True, "Vacío": None}
+    prepared = prepare_fields(fields)
+    assert prepared == fields
+    assert prepared is not fields
+    # A float takes the general path, so NaN is still refused.
+    with pytest.raises(WolkvoxInputError, match="nan is not a JSON number"):
+        prepare_fields({"Nombre": "Ana", "Peso": float("nan")})
+    with pytest.raises(WolkvoxInputError, match="field names must be non-empty strings"):
+        prepare_fields({"Nombre": "Ana", "": "x"})

@@ -277,20 +277,25 @@ class BulkLoad:
     def _resolve_unknown(self, chunk: Chunk, error: WolkvoxError, attempt: int) -> list[RecordResult]:
         """Settle records whose insert may or may not have happened: look each up, re-send the absent.
 
-        Without ``dedupe_field`` (or after ``_DEDUPE_ROUNDS`` tries) they stay "outcome unknown".
+        Without ``dedupe_field``, after ``_DEDUPE_ROUNDS`` tries, or once the load has stopped, they
+        stay "outcome unknown".
         """
-        if self.dedupe_field is None or attempt >= _DEDUPE_ROUNDS:
+        if self.dedupe_field is None or attempt >= _DEDUPE_ROUNDS or self.stop_error is not None:
             return [_outcome(index, RecordStatus.OUTCOME_UNKNOWN, error) for index, _ in chunk]
         settled: dict[int, RecordResult] = {}
         absent: Chunk = []
+        unresolved: Chunk = []
         for index, fields in chunk:
             found = self._look_up(fields)
             if found is None:
-                settled[index] = _outcome(index, RecordStatus.OUTCOME_UNKNOWN, error)
+                unresolved.append((index, fields))
             elif found:
                 settled[index] = RecordResult(index, RecordStatus.CREATED, found[0])
             else:
                 absent.append((index, fields))
+        if unresolved:
+            # A look-up that failed leaves the outcome as unknown as before: look again next round.
+            settled.update((r.index, r) for r in self._resolve_unknown(unresolved, error, attempt + 1))
         if absent:
             log.info(
                 "wolkvox: %d record(s) of unknown outcome are not in the CRM; sending them again", len(absent)
@@ -307,7 +312,10 @@ class BulkLoad:
         try:
             matches = self.client.query(self.operation, self.module, self.dedupe_field, value)
         except WolkvoxError as error:
-            log.warning("wolkvox: could not look up a record of unknown outcome: %s", error)
+            if error.fail_fast and not isinstance(error, WolkvoxBadRequestError):
+                self._stop(error)  # a refused token or spent quota refuses every call after it too
+            else:
+                log.warning("wolkvox: could not look up a record of unknown outcome: %s", error)
             return None
         return [str(match["wolkvox_id"]) for match in matches if match.get("wolkvox_id")]
 

@@ -38,6 +38,12 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+def _index_records(by_value: defaultdict[Any, list[Record]], field: str, records: Iterable[Record]) -> None:
+    for record in records:
+        if field in record:
+            by_value[_comparable(record[field])].append(record)
+
+
 def _problem(record: Any) -> str | None:
     """Say what is wrong with one record on its own, or None when it is acceptable."""
     if not isinstance(record, dict) or not record:
@@ -70,6 +76,9 @@ class RecordStore:
         self._records: defaultdict[tuple[str, str], list[Record]] = defaultdict(list)
         # Values taken per (operation, module, field) of the unique fields.
         self._taken: defaultdict[tuple[str, str, str], set[Any]] = defaultdict(set)
+        # Records by value, per (operation, module, field) queried so far: built on a field's first
+        # query and kept up to date by inserts, so a query does not read every stored record.
+        self._index: dict[tuple[str, str, str], defaultdict[Any, list[Record]]] = {}
         # Ids are built like the MongoDB ObjectIds the real ids look like: creation second, a random
         # part per store and a counter. Unique by construction unless 2**24 ids fall in one second.
         self._id_salt = secrets.token_hex(5)
@@ -99,6 +108,9 @@ class RecordStore:
                 record[CREATED_AT] = created_at
                 record[CREATED_BY] = CREATED_BY_API
             self._records[operation, module].extend(records)
+            for (indexed_operation, indexed_module, field), by_value in self._index.items():
+                if (indexed_operation, indexed_module) == (operation, module):
+                    _index_records(by_value, field, records)
         return ids
 
     def _check_unique(
@@ -123,13 +135,12 @@ class RecordStore:
 
     def query(self, operation: str, module: str, field: str, value: Any) -> list[Record]:
         """Return copies of the records whose ``field`` equals ``value`` (typed values by their value)."""
-        wanted = _comparable(value)
         with self._lock:
-            return [
-                dict(record)
-                for record in self._records.get((operation, module), ())
-                if field in record and _comparable(record[field]) == wanted
-            ]
+            by_value = self._index.get((operation, module, field))
+            if by_value is None:
+                by_value = self._index[operation, module, field] = defaultdict(list)
+                _index_records(by_value, field, self._records.get((operation, module), ()))
+            return [dict(record) for record in by_value.get(_comparable(value), ())]
 
     def records(self, operation: str, module: str) -> list[Record]:
         """Return shallow copies of the stored records, oldest first."""
@@ -146,3 +157,4 @@ class RecordStore:
         with self._lock:
             self._records.clear()
             self._taken.clear()
+            self._index.clear()

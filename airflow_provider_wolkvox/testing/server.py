@@ -25,8 +25,8 @@ How a request is handled, step by step; the first step that fails answers and en
    parameters of the wrong JSON type and invalid records give 400 BAD REQUEST with our own ``msg``.
    These refusals were admitted, so they are charged.
 9. **endpoint**: the records are stored (all of a batch or none) or looked up.
-10. **answer** after the configured latency (plus a SLOW fault's delay); faults that processed the
-    request replace or withhold the answer now.
+10. **answer** once the configured latency has passed since admission (plus a SLOW fault's
+    delay); faults that processed the request replace or withhold the answer now.
 
 Every envelope carries ``code``, ``error``, ``msg`` and ``data``; error envelopes send ``"data": []``
 (the vendor does not document it; an empty PHP array encodes so). Success envelopes copy the
@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -207,8 +208,8 @@ class FakeWolkvoxServer:
     :param port: the port; 0 picks a free one (see :attr:`url`).
     :param quota: the daily quota of every token that does not set its own. It never restarts while
         the server runs; :meth:`reset` clears it.
-    :param latency: seconds every admitted request waits, counted in flight, before its answer: a
-        distant server. Settable.
+    :param latency: seconds from the admission of a request to its answer, the server's own
+        processing included, counted in flight: a distant server. Settable.
     :param insert_many_ids: answer a batch insert with one id per record; False answers
         ``{"inserted": n}`` instead, as a server whose batch answer cannot be matched to the input
         would. Settable.
@@ -435,9 +436,12 @@ class FakeWolkvoxServer:
             reply = refusal.reply
         else:
             try:
+                admitted_at = time.monotonic()
                 exchange.fault = None if injection is None else injection.fault
                 reply = self._process(injection, admitted, path, query, body, exchange)
-                delay = self.latency + (0.0 if injection is None else injection.delay)
+                # The latency is the whole time the server takes, its own processing included.
+                delay = self.latency - (time.monotonic() - admitted_at)
+                delay = max(delay, 0.0) + (0.0 if injection is None else injection.delay)
                 if delay > 0:
                     self._stopping.wait(delay)
             finally:

@@ -248,3 +248,15 @@ def test_a_bad_record_in_a_stream_reports_the_records_before_it(
     assert [r.index for r in seen] == list(range(200))
     assert all(r.status is RecordStatus.CREATED for r in seen)
     assert len(server.records("contacts")) == 200
+
+
+def test_a_failed_look_up_is_tried_again(server: FakeWolkvoxServer, client: WolkvoxClient) -> None:
+    # The batch is stored but its answer lost; the first look-up is refused inside an HTTP 200.
+    server.inject(Fault.STORE_THEN_DROP, path=api.INSERT_MANY_PATH)
+    server.inject(Fault.ERROR_BODY_200, path=api.QUERY_PATH)
+    results = list(load(client, contacts(10), batch_size=10, dedupe_field="Email"))
+
+    by_email = {record["Email"]: record["wolkvox_id"] for record in server.records("contacts")}
+    assert [r.status for r in results] == [RecordStatus.CREATED] * 10
+    assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(10)]
+    assert server.calls(api.QUERY_PATH) == 11
