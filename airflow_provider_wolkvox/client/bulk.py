@@ -36,6 +36,8 @@ MAX_BATCH_SIZE = 10_000
 DEFAULT_PROGRESS_INTERVAL = 10.0
 # Answers that refuse the request itself, not a record in it: splitting the batch cannot help.
 _REQUEST_LEVEL_MESSAGES = frozenset({api.MSG_MISSING_PARAMETERS, api.MSG_UNKNOWN_API})
+# 400 may refuse a record; the other 4xx (404, 405, 412, 416, 417, ...) refuse the request.
+_RECORD_LEVEL_STATUS = 400
 # Rounds of "look up, then re-send what is missing" for a record whose outcome was unknown.
 _DEDUPE_ROUNDS = 3
 
@@ -240,28 +242,25 @@ class BulkLoad:
         return RecordResult(index, RecordStatus.CREATED, wolkvox_id)
 
     def _send_batch(self, chunk: Chunk, body: bytes, attempt: int) -> list[RecordResult]:
-        # Checked here, not once per chunk: the halves of a split batch come back through here.
+        outcome = self._try_batch(chunk, body, attempt)
+        if isinstance(outcome, WolkvoxBadRequestError):
+            return self._isolate(chunk, outcome, attempt)
+        return outcome
+
+    def _try_batch(
+        self, chunk: Chunk, body: bytes, attempt: int
+    ) -> list[RecordResult] | WolkvoxBadRequestError:
+        """One ``insertMany`` call; a refusal of the batch for its records comes back as the error."""
+        # Checked here, not once per chunk: the parts of a refused batch come back through here.
         if self.stop_error is not None:
             return [_outcome(index, RecordStatus.NOT_SENT, self.stop_error) for index, _ in chunk]
-        if not body:
-            body = self._encode(chunk)
         try:
-            ids = self.client.insert_batch(self.module, body, len(chunk))
+            ids = self.client.insert_batch(self.module, body or self._encode(chunk), len(chunk))
         except WolkvoxBadRequestError as error:
-            if len(chunk) == 1:
-                return [_outcome(chunk[0][0], RecordStatus.REJECTED, error)]
-            if error.msg in _REQUEST_LEVEL_MESSAGES:
-                self._stop(error)
-                return [_outcome(index, RecordStatus.NOT_SENT, error) for index, _ in chunk]
-            # The batch is refused whole for some record in it: split until the bad ones stand alone.
-            log.info(
-                "wolkvox refused a batch of %d records (%s); splitting it to isolate the rejected "
-                "records, at the cost of extra calls",
-                len(chunk),
-                error.msg,
-            )
-            half = len(chunk) // 2
-            return self._send_batch(chunk[:half], b"", attempt) + self._send_batch(chunk[half:], b"", attempt)
+            if not _refuses_the_request(error):
+                return error
+            self._stop(error)
+            return [_outcome(index, RecordStatus.NOT_SENT, error) for index, _ in chunk]
         except WolkvoxOutcomeUnknownError as error:
             return self._resolve_unknown(chunk, error, attempt)
         except WolkvoxError as error:
@@ -273,6 +272,37 @@ class BulkLoad:
             RecordResult(index, RecordStatus.CREATED, wolkvox_id)
             for (index, _), wolkvox_id in zip(chunk, ids, strict=True)
         ]
+
+    def _isolate(
+        self, chunk: Chunk, error: WolkvoxBadRequestError, attempt: int, dense: bool = False
+    ) -> list[RecordResult]:
+        """Create the good records of a batch refused for some of them; reject the bad ones.
+
+        Halving finds a few bad records in about 2·log2(n) calls. Where bad records are dense (both
+        halves refused twice running, e.g. a load run again into a module with a unique field), one
+        call per record is cheaper than halving on, so the cost stays near n calls, never 2n.
+        """
+        if len(chunk) == 1:
+            return [_outcome(chunk[0][0], RecordStatus.REJECTED, error)]
+        log.info(
+            "wolkvox refused a batch of %d records (%s); splitting it to isolate the rejected records, "
+            "at the cost of extra calls",
+            len(chunk),
+            error.msg,
+        )
+        half = len(chunk) // 2
+        parts = (chunk[:half], chunk[half:])
+        outcomes = [self._try_batch(part, b"", attempt) for part in parts]
+        both_refused = all(isinstance(outcome, WolkvoxBadRequestError) for outcome in outcomes)
+        if both_refused and dense:
+            return [result for item in chunk for result in self._send_batch([item], b"", attempt)]
+        results: list[RecordResult] = []
+        for part, outcome in zip(parts, outcomes, strict=True):
+            if isinstance(outcome, WolkvoxBadRequestError):
+                results += self._isolate(part, outcome, attempt, dense=both_refused)
+            else:
+                results += outcome
+        return results
 
     def _resolve_unknown(self, chunk: Chunk, error: WolkvoxError, attempt: int) -> list[RecordResult]:
         """Settle records whose insert may or may not have happened: look each up, re-send the absent.
@@ -358,3 +388,10 @@ def _outcome(index: int, status: RecordStatus, error: WolkvoxError | None = None
     # An unknown outcome keeps the whole explanation; a refusal, the server's own words.
     msg = str(error) if status is RecordStatus.OUTCOME_UNKNOWN else error.msg or str(error)
     return RecordResult(index, status, error=error.error, msg=msg, cause=error)
+
+
+def _refuses_the_request(error: WolkvoxBadRequestError) -> bool:
+    """True when a 4xx refuses the request itself rather than a record in it."""
+    if error.status_code is not None and error.status_code != _RECORD_LEVEL_STATUS:
+        return True
+    return (error.msg or "").strip().upper() in _REQUEST_LEVEL_MESSAGES

@@ -260,3 +260,44 @@ def test_a_failed_look_up_is_tried_again(server: FakeWolkvoxServer, client: Wolk
     assert [r.status for r in results] == [RecordStatus.CREATED] * 10
     assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(10)]
     assert server.calls(api.QUERY_PATH) == 11
+
+
+@pytest.mark.parametrize(
+    ("already_stored", "max_calls"),
+    [
+        ([37], 15),  # one bad record in 100: halving finds it in about 2·log2(100) calls
+        (list(range(100)), 110),  # a load run again: every record is refused, about one call each
+    ],
+    ids=["sparse", "dense"],
+)
+def test_isolating_rejected_records_is_frugal_with_the_quota(
+    server: FakeWolkvoxServer, client: WolkvoxClient, already_stored: list[int], max_calls: int
+) -> None:
+    list(load(client, [contacts(100)[n] for n in already_stored], batch_size=100))
+    calls_before = server.calls(api.INSERT_MANY_PATH)
+
+    results = list(load(client, contacts(100), batch_size=100, max_in_flight=1))
+
+    assert [r.index for r in results if r.status is RecordStatus.REJECTED] == already_stored
+    assert len(server.records("contacts")) == 100
+    assert server.calls(api.INSERT_MANY_PATH) - calls_before <= max_calls
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        {"code": 400, "error": "BAD REQUEST", "msg": "Some parameters are required"},
+        {"code": 404, "error": "NOT FOUND", "msg": "NO SUCH MODULE"},
+    ],
+    ids=["missing-parameters-lower-case", "404"],
+)
+def test_a_refusal_of_the_request_itself_stops_without_splitting(
+    server: FakeWolkvoxServer, client: WolkvoxClient, refusal: dict
+) -> None:
+    server.inject(Fault.RESPOND, status=refusal["code"], body=refusal, times=None)
+    bulk = load(client, contacts(100), batch_size=100)
+    results = list(bulk)
+
+    assert {r.status for r in results} == {RecordStatus.NOT_SENT}
+    assert server.calls(api.INSERT_MANY_PATH) == 1
+    assert bulk.stop_error is not None
