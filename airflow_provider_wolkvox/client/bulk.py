@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
@@ -43,26 +44,38 @@ _DEDUPE_ROUNDS = 3
 
 Chunk = list[tuple[int, dict[str, Any]]]
 
-#: What a journal recalls of a chunk an earlier try was sending when it stopped.
-IN_DOUBT = "in_doubt"
+#: A journal entry's status while its record is being sent.
+SENDING = "sending"
+# Noted outcomes that a later try sends again: nothing of these records is in the CRM.
+_SEND_AGAIN = frozenset({RecordStatus.REJECTED.value, RecordStatus.NOT_SENT.value})
+# Noted outcomes that a later try looks up rather than sends: they may be in the CRM.
+_IN_DOUBT = frozenset({SENDING, RecordStatus.OUTCOME_UNKNOWN.value})
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """What a journal knows of one record: its content's fingerprint and its outcome so far."""
+
+    fingerprint: str
+    status: str  # a RecordStatus value, or SENDING
+    wolkvox_id: str | None = None
+    error: str | None = None
+    msg: str | None = None
 
 
 class LoadJournal(Protocol):
     """Where a load notes its progress, so that a retried task neither re-sends nor loses records.
 
-    Chunks are numbered in input order; ``fingerprint`` identifies a chunk's content, so that a
-    changed input is never matched to an old note. ``sending`` is called from the sending thread,
-    the others from the thread iterating the load, so implementations must be thread-safe.
+    Chunks are numbered in input order and hold one entry per record; the fingerprint of a
+    record's content keeps a changed record from being matched to an old entry. ``note`` is called
+    from the sending threads and the iterating thread, so implementations must be thread-safe.
     """
 
-    def recall(self, number: int, fingerprint: str) -> list[RecordResult] | str | None:
-        """The results noted for the chunk, ``IN_DOUBT`` if it was being sent, else None."""
+    def recall(self, number: int) -> list[JournalEntry] | None:
+        """The entries noted for chunk ``number`` by an earlier try, if any."""
 
-    def sending(self, number: int, fingerprint: str) -> None:
-        """Note that the chunk is about to be sent."""
-
-    def settled(self, number: int, fingerprint: str, results: list[RecordResult]) -> None:
-        """Note the chunk's results."""
+    def note(self, number: int, entries: list[JournalEntry]) -> None:
+        """Replace the entries of chunk ``number``."""
 
 
 def check_load_options(batch_size: int, max_in_flight: int) -> None:
@@ -90,8 +103,9 @@ class BulkLoad:
     :param dedupe_field: a field unique per record; records whose outcome is unknown are looked up
         by it (one ``query.php`` call each) and re-sent only when absent.
     :param total: the number of records, for progress lines, when ``records`` has no length.
-    :param journal: notes progress chunk by chunk; a load given the notes of an earlier try skips
-        the records already settled and treats those that were in flight as of unknown outcome.
+    :param journal: notes progress record by record; a load given the notes of an earlier try
+        reuses the records it created, looks up those it left in doubt (sending, or of unknown
+        outcome) and sends the rest; a record whose content changed is sent as new.
     """
 
     def __init__(
@@ -139,14 +153,14 @@ class BulkLoad:
         started = time.monotonic()
         calls_before = self.client.calls
         last_progress = started
-        pending: deque[tuple[int, str, Future[list[RecordResult]]]] = deque()
+        pending: deque[tuple[int, list[str], Future[list[RecordResult]]]] = deque()
         with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-load") as pool:
             try:
                 try:
                     for number, chunk, body in self._chunks():
-                        fingerprint = hashlib.sha256(body).hexdigest() if self.journal else ""
+                        fingerprints = [_fingerprint(fields) for _, fields in chunk] if self.journal else []
                         pending.append(
-                            (number, fingerprint, self._submit(pool, number, fingerprint, chunk, body))
+                            (number, fingerprints, self._submit(pool, number, chunk, body, fingerprints))
                         )
                         # Keep one chunk prepared beyond those in flight, so the gate never idles.
                         while len(pending) > self.max_in_flight:
@@ -174,52 +188,75 @@ class BulkLoad:
         number = 0
         while chunk := list(islice(records, self.batch_size)):
             # Encoded here, on the reading thread, while the requests in flight travel.
-            yield number, chunk, self._encode(chunk) if self.journal or not self.single else b""
+            yield number, chunk, b"" if self.single else self._encode(chunk)
             number += 1
 
     def _submit(
-        self, pool: ThreadPoolExecutor, number: int, fingerprint: str, chunk: Chunk, body: bytes
+        self, pool: ThreadPoolExecutor, number: int, chunk: Chunk, body: bytes, fingerprints: list[str]
     ) -> Future[list[RecordResult]]:
         if self.journal is None:
             return pool.submit(self._send, chunk, body)
-        recalled = self.journal.recall(number, fingerprint)
-        if recalled is None:
-            return pool.submit(self._send_noted, self.journal, number, fingerprint, chunk, body)
-        return pool.submit(self._resume, chunk, recalled)
+        recalled = self.journal.recall(number) or []
+        return pool.submit(self._send_journalled, self.journal, number, chunk, body, fingerprints, recalled)
 
-    def _send_noted(
-        self, journal: LoadJournal, number: int, fingerprint: str, chunk: Chunk, body: bytes
+    def _send_journalled(
+        self,
+        journal: LoadJournal,
+        number: int,
+        chunk: Chunk,
+        body: bytes,
+        fingerprints: list[str],
+        recalled: list[JournalEntry],
     ) -> list[RecordResult]:
-        # Noted just before the request goes out, so only a chunk really in flight is in doubt later.
-        journal.sending(number, fingerprint)
-        return self._send(chunk, body)
-
-    def _settle(
-        self, number: int, fingerprint: str, future: Future[list[RecordResult]]
-    ) -> Iterator[RecordResult]:
-        results = future.result()
-        if self.journal is not None:
-            self.journal.settled(number, fingerprint, results)
-        for result in results:
-            self.summary.add(result)
-            yield result
-
-    def _resume(self, chunk: Chunk, recalled: list[RecordResult] | str) -> list[RecordResult]:
-        """Settle a chunk an earlier try of the load already dealt with, sending only what it did not."""
-        if recalled == IN_DOUBT:
+        """Send what no earlier try settled; reuse what one created; look up what one left in doubt."""
+        known: dict[int, RecordResult] = {}
+        in_doubt: Chunk = []
+        to_send: Chunk = []
+        entries: list[JournalEntry] = []
+        for position, ((index, fields), fingerprint) in enumerate(zip(chunk, fingerprints, strict=True)):
+            entry = recalled[position] if position < len(recalled) else None
+            if entry is None or entry.fingerprint != fingerprint or entry.status in _SEND_AGAIN:
+                to_send.append((index, fields))
+            elif entry.status in _IN_DOUBT:
+                in_doubt.append((index, fields))
+            else:
+                known[index] = RecordResult(
+                    index, RecordStatus(entry.status), entry.wolkvox_id, entry.error, entry.msg
+                )
+                entries.append(entry)
+                continue
+            entries.append(JournalEntry(fingerprint, SENDING))
+        # Noted just before the requests go out, so that only records really in flight are in doubt later.
+        journal.note(number, entries)
+        if len(to_send) == len(chunk):
+            return self._send(chunk, body)
+        if in_doubt:
             error = WolkvoxOutcomeUnknownError(
                 "an earlier try of this load was sending these records when it stopped; "
                 "they may or may not be in the CRM"
             )
-            return self._resolve_unknown(chunk, error, attempt=1)
-        assert isinstance(recalled, list)
-        unsent = {result.index for result in recalled if result.status is RecordStatus.NOT_SENT}
-        if not unsent:
-            return recalled
-        retried = {
-            result.index: result for result in self._send([item for item in chunk if item[0] in unsent])
-        }
-        return [retried.get(result.index, result) for result in recalled]
+            known.update(
+                (result.index, result) for result in self._resolve_unknown(in_doubt, error, attempt=1)
+            )
+        if to_send:
+            known.update((result.index, result) for result in self._send(to_send))
+        return [known[index] for index, _ in chunk]
+
+    def _settle(
+        self, number: int, fingerprints: list[str], future: Future[list[RecordResult]]
+    ) -> Iterator[RecordResult]:
+        results = future.result()
+        if self.journal is not None:
+            self.journal.note(
+                number,
+                [
+                    JournalEntry(fingerprint, r.status.value, r.wolkvox_id, r.error, r.msg)
+                    for fingerprint, r in zip(fingerprints, results, strict=True)
+                ],
+            )
+        for result in results:
+            self.summary.add(result)
+            yield result
 
     def _send(self, chunk: Chunk, body: bytes = b"", attempt: int = 1) -> list[RecordResult]:
         """Insert ``chunk`` (one call per record, or one batch) and say what became of each record."""
@@ -388,6 +425,11 @@ def _outcome(index: int, status: RecordStatus, error: WolkvoxError | None = None
     # An unknown outcome keeps the whole explanation; a refusal, the server's own words.
     msg = str(error) if status is RecordStatus.OUTCOME_UNKNOWN else error.msg or str(error)
     return RecordResult(index, status, error=error.error, msg=msg, cause=error)
+
+
+def _fingerprint(fields: dict[str, Any]) -> str:
+    """A short digest of a record's content, to recognise it in a later try's journal."""
+    return hashlib.blake2b(encode_body(fields), digest_size=8).hexdigest()
 
 
 def _refuses_the_request(error: WolkvoxBadRequestError) -> bool:

@@ -1,8 +1,9 @@
 """The bulk load's journal in Airflow's task state store (Airflow 3.3+), for crash-safe retries.
 
-Each chunk of a load gets one key: "sending" before its request goes out, then its results. A
-retried task reads them back, skips what is settled and treats what was in flight as of unknown
-outcome. Airflow clears the store when the task succeeds.
+Each chunk of a load gets one key holding an entry per record: "sending" before the request goes
+out, then its outcome. A retried try reads them back, reuses what is created and looks up what was
+in flight. Notes belong to a generation: a try that succeeds starts a new one, so a later run of
+the task (cleared by hand) sends its records afresh instead of finding them done.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import logging
 import threading
 from typing import Any
 
-from airflow_provider_wolkvox.client import RecordResult, RecordStatus
-from airflow_provider_wolkvox.client.bulk import IN_DOUBT, LoadJournal
+from airflow_provider_wolkvox.client.bulk import JournalEntry
 
 KEY_PREFIX = "wolkvox_load"
+GENERATION_KEY = f"{KEY_PREFIX}/generation"
 
 
 class TaskStateJournal:
@@ -24,32 +25,31 @@ class TaskStateJournal:
         self._store = store
         # One store call at a time: the in-process comms of dag.test() are not thread-safe.
         self._lock = threading.Lock()
-
-    def recall(self, number: int, fingerprint: str) -> list[RecordResult] | str | None:
         with self._lock:
-            note = self._store.get(_key(number))
-        if not isinstance(note, dict) or note.get("fingerprint") != fingerprint:
+            self._generation = int(store.get(GENERATION_KEY) or 0)
+
+    def recall(self, number: int) -> list[JournalEntry] | None:
+        with self._lock:
+            rows = self._store.get(self._key(number))
+        if not isinstance(rows, list):
             return None
-        if note.get("state") == "sending":
-            return IN_DOUBT
-        return [
-            RecordResult(index, RecordStatus(status), wolkvox_id, error, msg)
-            for index, status, wolkvox_id, error, msg in note["results"]
-        ]
+        return [JournalEntry(*row) for row in rows]
 
-    def sending(self, number: int, fingerprint: str) -> None:
-        self._write(number, {"fingerprint": fingerprint, "state": "sending"})
-
-    def settled(self, number: int, fingerprint: str, results: list[RecordResult]) -> None:
-        rows = [[r.index, r.status.value, r.wolkvox_id, r.error, r.msg] for r in results]
-        self._write(number, {"fingerprint": fingerprint, "state": "settled", "results": rows})
-
-    def _write(self, number: int, note: dict[str, Any]) -> None:
+    def note(self, number: int, entries: list[JournalEntry]) -> None:
+        rows = [[e.fingerprint, e.status, e.wolkvox_id, e.error, e.msg] for e in entries]
         with self._lock:
-            self._store.set(_key(number), note)
+            self._store.set(self._key(number), rows)
+
+    def finish(self) -> None:
+        """The load is done: later tries of this task start afresh."""
+        with self._lock:
+            self._store.set(GENERATION_KEY, self._generation + 1)
+
+    def _key(self, number: int) -> str:
+        return f"{KEY_PREFIX}/{self._generation}/{number}"
 
 
-def task_state_journal(context: Any, log: logging.Logger | Any) -> LoadJournal | None:
+def task_state_journal(context: Any, log: logging.Logger | Any) -> TaskStateJournal | None:
     """The journal of this task try, or None (logged) where Airflow offers no task state store."""
     store = context.get("task_state_store") if hasattr(context, "get") else None
     if store is None:
@@ -59,7 +59,3 @@ def task_state_journal(context: Any, log: logging.Logger | Any) -> LoadJournal |
         )
         return None
     return TaskStateJournal(store)
-
-
-def _key(number: int) -> str:
-    return f"{KEY_PREFIX}/{number}"

@@ -183,6 +183,8 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
         self._lineage = LineageTarget(hook.client.base_url, load.operation, load.module, summary.created)
         context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
         self._fail_if_too_many(load, failed, resumable=journal is not None)
+        if journal is not None:
+            journal.finish()
         if self.records_path is None:
             return ids
         return {**summary.as_dict(), "results_path": self.results_path}
