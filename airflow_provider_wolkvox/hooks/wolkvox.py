@@ -243,6 +243,10 @@ class WolkvoxHook(BaseHook):
             info = self.token_info()
         except WolkvoxError as error:
             return False, str(error)
+        finally:
+            # The API server that runs the Test button lives long: do not leave the session open.
+            if "client" in self.__dict__:
+                self.client.close()
         return True, (
             f"Connected to {self.client.base_url}: {info.calls_left} of {info.token_limit} calls left today"
             + ("" if info.hours_to_reset is None else f", the count restarts in {info.hours_to_reset:g} h")
