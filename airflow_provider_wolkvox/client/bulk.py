@@ -274,8 +274,7 @@ class BulkLoad:
         except WolkvoxOutcomeUnknownError as error:
             return self._resolve_unknown([(index, fields)], error, attempt)[0]
         except WolkvoxError as error:
-            self._stop(error)
-            return _outcome(index, RecordStatus.NOT_SENT, error)
+            return self._stopped([(index, fields)], error)[0]
         return RecordResult(index, RecordStatus.CREATED, wolkvox_id)
 
     def _send_batch(self, chunk: Chunk, body: bytes, attempt: int) -> list[RecordResult]:
@@ -290,21 +289,19 @@ class BulkLoad:
         """One ``insertMany`` call; a refusal of the batch for its records comes back as the error."""
         # Checked here, not once per chunk: the parts of a refused batch come back through here.
         if self.stop_error is not None:
-            return [_outcome(index, RecordStatus.NOT_SENT, self.stop_error) for index, _ in chunk]
+            return _outcomes(chunk, RecordStatus.NOT_SENT, self.stop_error)
         try:
             ids = self.client.insert_batch(self.module, body or self._encode(chunk), len(chunk))
         except WolkvoxBadRequestError as error:
             if not _refuses_the_request(error):
                 return error
-            self._stop(error)
-            return [_outcome(index, RecordStatus.NOT_SENT, error) for index, _ in chunk]
+            return self._stopped(chunk, error)
         except WolkvoxOutcomeUnknownError as error:
             return self._resolve_unknown(chunk, error, attempt)
         except WolkvoxError as error:
-            self._stop(error)
-            return [_outcome(index, RecordStatus.NOT_SENT, error) for index, _ in chunk]
+            return self._stopped(chunk, error)
         if ids is None:
-            return [_outcome(index, RecordStatus.CREATED_ID_UNKNOWN) for index, _ in chunk]
+            return _outcomes(chunk, RecordStatus.CREATED_ID_UNKNOWN)
         return [
             RecordResult(index, RecordStatus.CREATED, wolkvox_id)
             for (index, _), wolkvox_id in zip(chunk, ids, strict=True)
@@ -348,7 +345,7 @@ class BulkLoad:
         stay "outcome unknown".
         """
         if self.dedupe_field is None or attempt >= _DEDUPE_ROUNDS or self.stop_error is not None:
-            return [_outcome(index, RecordStatus.OUTCOME_UNKNOWN, error) for index, _ in chunk]
+            return _outcomes(chunk, RecordStatus.OUTCOME_UNKNOWN, error)
         settled: dict[int, RecordResult] = {}
         absent: Chunk = []
         unresolved: Chunk = []
@@ -391,6 +388,11 @@ class BulkLoad:
             {"operation": self.operation, "module": self.module, "fields": [f for _, f in chunk]}
         )
 
+    def _stopped(self, chunk: Chunk, error: WolkvoxError) -> list[RecordResult]:
+        """Stop the load for ``error``; the records of ``chunk`` are not sent."""
+        self._stop(error)
+        return _outcomes(chunk, RecordStatus.NOT_SENT, error)
+
     def _stop(self, error: WolkvoxError) -> None:
         with self._stop_lock:  # both sending threads may hit the same refusal
             if self.stop_error is not None:
@@ -425,6 +427,10 @@ def _outcome(index: int, status: RecordStatus, error: WolkvoxError | None = None
     # An unknown outcome keeps the whole explanation; a refusal, the server's own words.
     msg = str(error) if status is RecordStatus.OUTCOME_UNKNOWN else error.msg or str(error)
     return RecordResult(index, status, error=error.error, msg=msg, cause=error)
+
+
+def _outcomes(chunk: Chunk, status: RecordStatus, error: WolkvoxError | None = None) -> list[RecordResult]:
+    return [_outcome(index, status, error) for index, _ in chunk]
 
 
 def _fingerprint(fields: dict[str, Any]) -> str:
