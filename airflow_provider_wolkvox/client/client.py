@@ -86,7 +86,15 @@ class WolkvoxClient:
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self._session.verify = (ca_bundle or True) if verify else False
         self._session.trust_env = False
+        if requests.utils.select_proxy(base_url, self._session.proxies) is None:
+            # Direct connections take the lean transport; proxied ones keep requests' own adapter.
+            from airflow_provider_wolkvox.client.transport import KeepAliveAdapter
+
+            adapter = KeepAliveAdapter()
+            self._session.mount("http://", adapter)
+            self._session.mount("https://", adapter)
         self._headers = {api.TOKEN_HEADER: token, "Content-Type": "application/json"}
+        self._templates: dict[tuple[str, str, tuple[tuple[str, str], ...]], requests.PreparedRequest] = {}
         self._calls = 0
         self._calls_lock = threading.Lock()
 
@@ -213,12 +221,9 @@ class WolkvoxClient:
             with self._calls_lock:
                 self._calls += 1
             try:
-                # Prepared here rather than by Session.request, whose per-call merging of session
-                # settings costs much of a fast call. No redirects are followed: they would carry
-                # the token header to whatever host they name.
-                prepared = requests.Request(
-                    method, self.base_url + path, data=body, params=params, headers=self._headers
-                ).prepare()
+                prepared = self._prepared(method, path, params)
+                prepared.prepare_body(body, None)
+                # No redirects are followed: they would carry the token header to whatever host they name.
                 response = self._session.send(prepared, timeout=self._timeout, allow_redirects=False)
                 text = response.text
             except requests.RequestException as exc:
@@ -235,6 +240,23 @@ class WolkvoxClient:
             # Before any parsing or quoting, so that no cut-off quote can hold a piece of it.
             text = text.replace(self._token, REDACTED)
         return response.status_code, text
+
+    def _prepared(self, method: str, path: str, params: dict[str, str] | None) -> requests.PreparedRequest:
+        """A fresh copy of the request without its body.
+
+        Copied from one prepared per endpoint rather than built by ``Session.request``, whose
+        per-call preparation and merging of session settings costs much of a fast call.
+        """
+        import requests  # loaded by __init__ already
+
+        key = (method, path, tuple(sorted(params.items())) if params else ())
+        template = self._templates.get(key)
+        if template is None:
+            template = requests.Request(
+                method, self.base_url + path, params=params, headers=self._headers
+            ).prepare()
+            self._templates[key] = template
+        return template.copy()
 
     def _redacted(self, error: WolkvoxError) -> WolkvoxError:
         """``error`` without the token: a server that echoes the request would carry it into logs."""
@@ -255,17 +277,23 @@ def _network_error(exc: requests.RequestException, endpoint: str, module: str | 
     import requests
     from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    never_sent = isinstance(exc, requests.ConnectTimeout) or isinstance(
-        reason, (NewConnectionError, ConnectTimeoutError)
+    from airflow_provider_wolkvox.client.transport import NotSentError
+
+    # The lean transport wraps the socket's error; urllib3 (behind a proxy) wraps it in a reason.
+    cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
+    reason = getattr(cause, "reason", None)
+    if isinstance(reason, BaseException):
+        cause = reason
+    never_sent = isinstance(exc, (requests.ConnectTimeout, NotSentError)) or isinstance(
+        cause, (NewConnectionError, ConnectTimeoutError)
     )
     where = f"wolkvox {endpoint}" + (f" (module {module!r})" if module else "")
     if never_sent:
         return WolkvoxConnectionError(
-            f"{where}: could not reach the server ({type(exc).__name__})", endpoint=endpoint, module=module
+            f"{where}: could not reach the server ({type(cause).__name__})", endpoint=endpoint, module=module
         )
     return WolkvoxNoAnswerError(
-        f"{where}: no answer after the request was sent ({type(exc).__name__})",
+        f"{where}: no answer after the request was sent ({type(cause).__name__})",
         endpoint=endpoint,
         module=module,
     )
