@@ -139,6 +139,7 @@ class BulkLoad:
         #: The error that stopped the load (spent quota, refused token, CRM unavailable), if any.
         self.stop_error: WolkvoxError | None = None
         self._stop_lock = threading.Lock()
+        self._record_pool: ThreadPoolExecutor  # set while the load is iterated
         if isinstance(records, Sequence):
             # In memory already: check everything before the first request.
             self._records: Iterable[dict[str, Any]] = [
@@ -154,7 +155,13 @@ class BulkLoad:
         calls_before = self.client.calls
         last_progress = started
         pending: deque[tuple[int, list[str], Future[list[RecordResult]]]] = deque()
-        with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-load") as pool:
+        # Chunk tasks run in ``pool``; in single mode they hand their records to the record pool,
+        # so that a chunk on its own (a small load, the last chunk) still fills every request slot.
+        # The record pool is left last, after the chunk tasks that use it.
+        with (
+            ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-record") as self._record_pool,
+            ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-load") as pool,
+        ):
             try:
                 try:
                     for number, chunk, body in self._chunks():
@@ -195,7 +202,7 @@ class BulkLoad:
         self, pool: ThreadPoolExecutor, number: int, chunk: Chunk, body: bytes, fingerprints: list[str]
     ) -> Future[list[RecordResult]]:
         if self.journal is None:
-            return pool.submit(self._send, chunk, body)
+            return pool.submit(self._send_chunk, chunk, body)
         recalled = self.journal.recall(number) or []
         return pool.submit(self._send_journalled, self.journal, number, chunk, body, fingerprints, recalled)
 
@@ -229,7 +236,7 @@ class BulkLoad:
         # Noted just before the requests go out, so that only records really in flight are in doubt later.
         journal.note(number, entries)
         if len(to_send) == len(chunk):
-            return self._send(chunk, body)
+            return self._send_chunk(chunk, body)
         if in_doubt:
             error = WolkvoxOutcomeUnknownError(
                 "an earlier try of this load was sending these records when it stopped; "
@@ -239,7 +246,7 @@ class BulkLoad:
                 (result.index, result) for result in self._resolve_unknown(in_doubt, error, attempt=1)
             )
         if to_send:
-            known.update((result.index, result) for result in self._send(to_send))
+            known.update((result.index, result) for result in self._send_chunk(to_send))
         return [known[index] for index, _ in chunk]
 
     def _settle(
@@ -257,6 +264,14 @@ class BulkLoad:
         for result in results:
             self.summary.add(result)
             yield result
+
+    def _send_chunk(self, chunk: Chunk, body: bytes = b"") -> list[RecordResult]:
+        """First try of a chunk, from a chunk task: in single mode its records share the record pool."""
+        if self.single:
+            return list(
+                self._record_pool.map(lambda item: self._send_one(item[0], item[1], attempt=1), chunk)
+            )
+        return self._send_batch(chunk, body, attempt=1)
 
     def _send(self, chunk: Chunk, body: bytes = b"", attempt: int = 1) -> list[RecordResult]:
         """Insert ``chunk`` (one call per record, or one batch) and say what became of each record."""

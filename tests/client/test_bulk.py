@@ -67,6 +67,18 @@ def test_single_mode_sends_one_insert_per_record(server: FakeWolkvoxServer, clie
     assert server.max_in_flight(TOKEN) <= api.MAX_IN_FLIGHT_PER_TOKEN
 
 
+def test_single_mode_fills_both_slots_within_one_chunk(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    # Fewer records than one chunk: its records, not just its chunks, share the 2 request slots.
+    server.latency = 0.05
+    results = list(load(client, contacts(6), single=True, batch_size=100))
+
+    assert [(r.index, r.status) for r in results] == [(n, RecordStatus.CREATED) for n in range(6)]
+    assert server.calls(api.INSERT_PATH) == 6
+    assert server.max_in_flight(TOKEN) == api.MAX_IN_FLIGHT_PER_TOKEN
+
+
 def test_input_is_read_lazily(server: FakeWolkvoxServer, client: WolkvoxClient) -> None:
     batch_size, max_in_flight = 10, 2
     window = (max_in_flight + 1) * batch_size
