@@ -56,16 +56,13 @@ def prepare_fields(fields: Any, *, record: int | str | None = None) -> dict[str,
     :param record: the record's index or file line, named in errors.
     :raises WolkvoxInputError: naming the record and the field.
     """
-    if (
-        type(fields) is dict
-        and fields
-        and all(
-            type(name) is str and type(value) in _PLAIN_TYPES and name.strip()
-            for name, value in fields.items()
-        )
-    ):
+    if type(fields) is dict and fields:
         # The common case of bulk loads, checked at a fraction of the general path's cost.
-        return dict(fields)
+        for name, value in fields.items():
+            if type(name) is not str or type(value) not in _PLAIN_TYPES or not name.strip():
+                break
+        else:
+            return dict(fields)
     where = "" if record is None else f"record {record}: "
     if not isinstance(fields, Mapping):
         raise WolkvoxInputError(
