@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox import __version__, api
 from airflow_provider_wolkvox.client.envelope import quote, read_envelope, record_id, record_ids
 from airflow_provider_wolkvox.client.gate import gate_for
 from airflow_provider_wolkvox.client.results import TokenInfo
@@ -40,6 +40,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 60.0
 #: Seconds to wait for the TCP/TLS connection; longer waits mean the host is unreachable.
 CONNECT_TIMEOUT = 10.0
+USER_AGENT = f"airflow-provider-wolkvox/{__version__}"
 REDACTED = "***"
 # Tokens this long are replaced in answers before they are read; a shorter one could match real
 # data (ids), so it is only scrubbed from error texts.
@@ -84,6 +85,10 @@ class WolkvoxClient:
         # every request (requests re-reads them per call, most of a fast call's cost).
         self._session.proxies = requests.utils.get_environ_proxies(base_url)
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if verify and ca_bundle and base_url.startswith("https:") and not os.path.exists(ca_bundle):
+            raise WolkvoxConfigError(
+                f"the TLS CA bundle {ca_bundle!r} (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE) does not exist"
+            )
         self._session.verify = (ca_bundle or True) if verify else False
         self._session.trust_env = False
         if requests.utils.select_proxy(base_url, self._session.proxies) is None:
@@ -93,7 +98,13 @@ class WolkvoxClient:
             adapter = KeepAliveAdapter()
             self._session.mount("http://", adapter)
             self._session.mount("https://", adapter)
-        self._headers = {api.TOKEN_HEADER: token, "Content-Type": "application/json"}
+        self._headers = {
+            api.TOKEN_HEADER: token,
+            "Content-Type": "application/json",
+            # No compressed answers (they are small), and a name for the CRM's logs and firewalls.
+            "Accept-Encoding": "identity",
+            "User-Agent": USER_AGENT,
+        }
         self._templates: dict[tuple[str, str, tuple[tuple[str, str], ...]], requests.PreparedRequest] = {}
         self._calls = 0
         self._calls_lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import requests
@@ -247,16 +248,30 @@ def test_body_is_utf8_json_without_ascii_escapes() -> None:
     assert json.loads(body) == {"fields": {"Dirección": "Bogotá"}}
 
 
-def test_proxy_and_ca_bundle_from_the_environment_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxy_and_ca_bundle_from_the_environment_are_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca_bundle = tmp_path / "private-ca.pem"
+    ca_bundle.write_text("")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_bundle))
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     with WolkvoxClient(BASE_URL, TOKEN) as client:
         assert client._session.proxies.get("https") == "http://proxy.internal:3128"
-        assert client._session.verify == "/etc/ssl/private-ca.pem"
+        assert client._session.verify == str(ca_bundle)
     with WolkvoxClient(BASE_URL, TOKEN, verify=False) as client:
         assert client._session.verify is False
+
+
+def test_a_missing_ca_bundle_is_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    missing = tmp_path / "gone.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(missing))
+    with pytest.raises(WolkvoxConfigError, match=f"the TLS CA bundle '{missing}' .* does not exist"):
+        WolkvoxClient(BASE_URL, TOKEN)
+    # Irrelevant where nothing is verified: plain http (the fake on loopback) or verify=False.
+    WolkvoxClient("http://127.0.0.1:8765", TOKEN).close()
+    WolkvoxClient(BASE_URL, TOKEN, verify=False).close()
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import gzip
 import io
 import ipaddress
+import json
 import re
+import shutil
 import socket
 import ssl
+import struct
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from requests.adapters import HTTPAdapter
 
-from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import RetryPolicy, WolkvoxClient
+from airflow_provider_wolkvox import __version__, api
+from airflow_provider_wolkvox.client import RetryPolicy, WolkvoxClient, transport
 from airflow_provider_wolkvox.client.transport import (
     Answer,
     KeepAliveAdapter,
@@ -115,24 +118,25 @@ def test_bodiless_answers_read_no_body(status: int, method: str) -> None:
     ("raw", "message"),
     [
         (b"", "the server closed the connection without answering"),
-        (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP/1.x status line: b'SSH-2.0-OpenSSH\\r\\n'"),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP/1.x status line"),
         (b"HTTP/1.1 2OO OK\r\n\r\n", "not an HTTP/1.x status line"),
+        ("HTTP/1.1 ²00 OK\r\n\r\n".encode("latin-1"), "not an HTTP/1.x status line"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", "the answer ends within its headers"),
-        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line: b'no colon here\\r\\n'"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length: '-1'"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n", "invalid Content-Length: '2, 3'"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n", "invalid Content-Length"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: ²\r\n\r\n".encode("latin-1"), "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000000\r\n\r\n", "answer body over 67108864 bytes"),
+        (CHUNKED + b"7ffffffffff\r\n", "answer body over 67108864 bytes"),
         (ok_head(10) + b"{}", "the answer ends after 2 of 10 bytes"),
         (CHUNKED + b"zz\r\n", "invalid chunk size line"),
-        (
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}xx",
-            "a chunk is not followed by a line end",
-        ),
+        (CHUNKED + b"2\r\n{}xx", "a chunk is not followed by a line end"),
         (b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 101 + b"\r\n", "more than 100 headers"),
         (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", "header line too long"),
     ],
 )
 def test_malformed_answers_raise_protocol_error(raw: bytes, message: str) -> None:
-    with pytest.raises(ProtocolError, match=f"^{re.escape(message)}"):
+    with pytest.raises(ProtocolError, match=f"^{re.escape(message)}$"):
         answer(raw)
 
 
@@ -167,6 +171,8 @@ class ScriptedServer:
     tls: ssl.SSLContext | None = None
     exchanges: list[Exchange] = field(default_factory=list)
     connections: int = 0
+    #: Connections the client closed (the server read the end of the stream).
+    closed: int = 0
 
     def __post_init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -217,6 +223,7 @@ class ScriptedServer:
                     while (line := reader.readline()) not in (b"\r\n", b""):
                         head += line
                     if not head:
+                        self.closed += 1
                         return
                     length = next(
                         (
@@ -270,6 +277,8 @@ def test_the_request_leaves_whole_with_the_exact_head(scripted: Callable[..., Sc
         f"Host: 127.0.0.1:{server.port}\r\n"
         f"{api.TOKEN_HEADER}: {TOKEN}\r\n"
         "Content-Type: application/json\r\n"
+        "Accept-Encoding: identity\r\n"
+        f"User-Agent: airflow-provider-wolkvox/{__version__}\r\n"
         f"Content-Length: {len(body)}\r\n"
     )
     assert exchange.body == body
@@ -358,26 +367,87 @@ def test_refused_connection_is_not_sent() -> None:
         client.insert(OPERATION, "contacts", {"a": 1})
 
 
-def test_gzip_answer_is_decoded(scripted: Callable[..., ScriptedServer]) -> None:
-    server = scripted(reply(gzip.compress(INSERTED), b"Content-Encoding: gzip"))
+def test_connection_idle_too_long_is_replaced(
+    scripted: Callable[..., ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = scripted(reply())
+    with client_for(server) as client:
+        client.insert(OPERATION, "contacts", {"a": 1})
+        client.insert(OPERATION, "contacts", {"a": 2})
+        monkeypatch.setattr(transport, "MAX_IDLE_SECONDS", 0.0)
+        client.insert(OPERATION, "contacts", {"a": 3})
+    assert [exchange.connection for exchange in server.exchanges] == [0, 0, 1]
+
+
+def test_reused_connection_dropped_after_the_request_is_outcome_unknown(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    def answer_once(number: int, server: ScriptedServer, sock: socket.socket) -> bool:
+        if number == 0:
+            sock.sendall(ok_head(len(INSERTED)) + INSERTED)
+            return True
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+        return False
+
+    server = scripted(answer_once)
     with client_for(server) as client:
         assert client.insert(OPERATION, "contacts", {"a": 1}) == NEW_ID
+        with pytest.raises(WolkvoxOutcomeUnknownError) as raised:
+            client.insert(OPERATION, "contacts", {"a": 2})
+    assert isinstance(raised.value.__cause__, WolkvoxNoAnswerError)
+    assert [exchange.connection for exchange in server.exchanges] == [0, 0]
+
+
+def test_any_failure_while_reading_is_outcome_unknown(
+    scripted: Callable[..., ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_reader(reader: object, method: str) -> None:
+        raise ValueError("a bug in the reader")
+
+    monkeypatch.setattr(transport, "read_answer", broken_reader)
+    server = scripted(reply())
+    with client_for(server) as client, pytest.raises(WolkvoxOutcomeUnknownError) as raised:
+        client.insert(OPERATION, "contacts", {"a": 1})
+    assert "no answer after the request was sent (ValueError)" in str(raised.value.__cause__)
+    _wait_until(lambda: len(server.exchanges) == 1)  # it was sent
+
+
+def test_close_closes_idle_connections_and_those_coming_back(scripted: Callable[..., ScriptedServer]) -> None:
+    server = scripted(reply())
+    adapter = KeepAliveAdapter()
+    request = requests.Request("POST", server.url + api.INSERT_PATH, data=b"{}").prepare()
+    adapter.send(request, timeout=TIMEOUT)
+    [[idle]] = adapter._idle.values()
+    adapter.close()
+    assert idle.sock.fileno() == -1
+    # An exchange that ends after close() does not put its connection back.
+    adapter.send(request, timeout=TIMEOUT)
+    assert adapter._idle == {}
+    _wait_until(lambda: server.closed == 2)
 
 
 def test_threads_share_the_pool_one_exchange_per_connection(scripted: Callable[..., ScriptedServer]) -> None:
-    server = scripted(reply())
+    def echo_id(number: int, server: ScriptedServer, sock: socket.socket) -> bool:
+        # The id names the request's record, so that an answer read by the wrong thread shows.
+        record = json.loads(server.exchanges[number].body)["fields"]["n"]
+        body = b'{"code":200,"data":{"wolkvox_id":"%024d"}}' % record
+        sock.sendall(ok_head(len(body)) + body)
+        return True
+
+    server = scripted(echo_id)
+    ids: dict[int, list[str]] = {0: [], 1: []}
     with client_for(server) as client:
-        threads = [
-            threading.Thread(
-                target=lambda: [client.insert(OPERATION, "contacts", {"a": 1}) for _ in range(20)]
-            )
-            for _ in range(2)
-        ]
+
+        def insert_many(thread: int) -> None:
+            for n in range(thread * 100, thread * 100 + 20):
+                ids[thread].append(client.insert(OPERATION, "contacts", {"n": n}))
+
+        threads = [threading.Thread(target=insert_many, args=(thread,)) for thread in ids]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(TIMEOUT)
-    assert len(server.exchanges) == 40
+    assert ids == {t: [f"{n:024d}" for n in range(t * 100, t * 100 + 20)] for t in ids}
     assert server.connections <= 2  # the gate lets 2 through at once, each on its own connection
 
 
@@ -469,13 +539,54 @@ def test_tls_without_verification_when_the_connection_says_so(
         assert client.insert(OPERATION, "contacts", {"a": 1}) == NEW_ID
 
 
+def test_tls_handshake_that_hangs_is_a_connect_timeout(scripted: Callable[..., ScriptedServer]) -> None:
+    plain = scripted(reply())  # speaks no TLS: the handshake never completes
+    client = WolkvoxClient(f"https://127.0.0.1:{plain.port}", TOKEN, timeout=0.3, retry_policy=NO_RETRIES)
+    with client, pytest.raises(WolkvoxConnectionError, match=r"could not reach the server \(TimeoutError\)"):
+        client.insert(OPERATION, "contacts", {"a": 1})
+    assert plain.exchanges == []
+
+
+def test_tls_certificate_for_another_host_is_not_sent(
+    tls_server: ScriptedServer, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))  # trusted, but names 127.0.0.1 only
+    client = WolkvoxClient(f"https://localhost:{tls_server.port}", TOKEN, retry_policy=NO_RETRIES)
+    with client, pytest.raises(WolkvoxConnectionError, match=r"\(SSLCertVerificationError\)"):
+        client.insert(OPERATION, "contacts", {"a": 1})
+    assert tls_server.exchanges == []
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to name the CA file")
+def test_tls_verified_against_a_ca_directory(
+    tls_server: ScriptedServer,
+    certificate: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # A CA directory holds certificates under their subject hash, as c_rehash names them.
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(certificate[0])],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TIMEOUT,
+    ).stdout.strip()
+    (tmp_path / f"{subject_hash}.0").write_bytes(certificate[0].read_bytes())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path))
+    with client_for(tls_server) as client:
+        assert client.insert(OPERATION, "contacts", {"a": 1}) == NEW_ID
+
+
 # -- helpers ---------------------------------------------------------------------------------------
 
 
 def _closed_by_peer(client: WolkvoxClient) -> bool:
     adapter = client._session.get_adapter(client.base_url)
     assert isinstance(adapter, KeepAliveAdapter)
-    return all(connection.dropped() for connections in adapter._idle.values() for connection in connections)
+    return not any(
+        connection.reusable() for connections in adapter._idle.values() for connection in connections
+    )
 
 
 def _wait_until(condition: Callable[[], bool]) -> None:
