@@ -7,12 +7,13 @@ records is never in memory at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
@@ -139,7 +140,6 @@ class BulkLoad:
         #: The error that stopped the load (spent quota, refused token, CRM unavailable), if any.
         self.stop_error: WolkvoxError | None = None
         self._stop_lock = threading.Lock()
-        self._record_pool: ThreadPoolExecutor  # set while the load is iterated
         if isinstance(records, Sequence):
             # In memory already: check everything before the first request.
             self._records: Iterable[dict[str, Any]] = [
@@ -155,20 +155,24 @@ class BulkLoad:
         calls_before = self.client.calls
         last_progress = started
         pending: deque[tuple[int, list[str], Future[list[RecordResult]]]] = deque()
-        # Chunk tasks run in ``pool``; in single mode they hand their records to the record pool,
+        # Chunk tasks run in ``pool``; in single mode they spread their records over a record pool,
         # so that a chunk on its own (a small load, the last chunk) still fills every request slot.
-        # The record pool is left last, after the chunk tasks that use it.
+        # The record pool is shut down last, after the chunk tasks that use it.
+        record_pool = (
+            ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-record")
+            if self.single
+            else None
+        )
         with (
-            ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-record") as self._record_pool,
+            record_pool or contextlib.nullcontext(),
             ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="wolkvox-load") as pool,
         ):
             try:
                 try:
                     for number, chunk, body in self._chunks():
                         fingerprints = [_fingerprint(fields) for _, fields in chunk] if self.journal else []
-                        pending.append(
-                            (number, fingerprints, self._submit(pool, number, chunk, body, fingerprints))
-                        )
+                        future = self._submit(pool, record_pool, number, chunk, body, fingerprints)
+                        pending.append((number, fingerprints, future))
                         # Keep one chunk prepared beyond those in flight, so the gate never idles.
                         while len(pending) > self.max_in_flight:
                             yield from self._settle(*pending.popleft())
@@ -199,12 +203,20 @@ class BulkLoad:
             number += 1
 
     def _submit(
-        self, pool: ThreadPoolExecutor, number: int, chunk: Chunk, body: bytes, fingerprints: list[str]
+        self,
+        pool: ThreadPoolExecutor,
+        record_pool: ThreadPoolExecutor | None,
+        number: int,
+        chunk: Chunk,
+        body: bytes,
+        fingerprints: list[str],
     ) -> Future[list[RecordResult]]:
         if self.journal is None:
-            return pool.submit(self._send_chunk, chunk, body)
+            return pool.submit(self._send, chunk, body, 1, record_pool)
         recalled = self.journal.recall(number) or []
-        return pool.submit(self._send_journalled, self.journal, number, chunk, body, fingerprints, recalled)
+        return pool.submit(
+            self._send_journalled, self.journal, number, chunk, body, fingerprints, recalled, record_pool
+        )
 
     def _send_journalled(
         self,
@@ -214,6 +226,7 @@ class BulkLoad:
         body: bytes,
         fingerprints: list[str],
         recalled: list[JournalEntry],
+        record_pool: ThreadPoolExecutor | None,
     ) -> list[RecordResult]:
         """Send what no earlier try settled; reuse what one created; look up what one left in doubt."""
         known: dict[int, RecordResult] = {}
@@ -236,7 +249,7 @@ class BulkLoad:
         # Noted just before the requests go out, so that only records really in flight are in doubt later.
         journal.note(number, entries)
         if len(to_send) == len(chunk):
-            return self._send_chunk(chunk, body)
+            return self._send(chunk, body, 1, record_pool)
         if in_doubt:
             error = WolkvoxOutcomeUnknownError(
                 "an earlier try of this load was sending these records when it stopped; "
@@ -246,7 +259,7 @@ class BulkLoad:
                 (result.index, result) for result in self._resolve_unknown(in_doubt, error, attempt=1)
             )
         if to_send:
-            known.update((result.index, result) for result in self._send_chunk(to_send))
+            known.update((result.index, result) for result in self._send(to_send, b"", 1, record_pool))
         return [known[index] for index, _ in chunk]
 
     def _settle(
@@ -265,19 +278,23 @@ class BulkLoad:
             self.summary.add(result)
             yield result
 
-    def _send_chunk(self, chunk: Chunk, body: bytes = b"") -> list[RecordResult]:
-        """First try of a chunk, from a chunk task: in single mode its records share the record pool."""
-        if self.single:
-            return list(
-                self._record_pool.map(lambda item: self._send_one(item[0], item[1], attempt=1), chunk)
-            )
-        return self._send_batch(chunk, body, attempt=1)
+    def _send(
+        self,
+        chunk: Chunk,
+        body: bytes = b"",
+        attempt: int = 1,
+        record_pool: ThreadPoolExecutor | None = None,
+    ) -> list[RecordResult]:
+        """Insert ``chunk`` (one call per record, or one batch) and say what became of each record.
 
-    def _send(self, chunk: Chunk, body: bytes = b"", attempt: int = 1) -> list[RecordResult]:
-        """Insert ``chunk`` (one call per record, or one batch) and say what became of each record."""
-        if self.single:
-            return [self._send_one(index, fields, attempt) for index, fields in chunk]
-        return self._send_batch(chunk, body, attempt)
+        In single mode a chunk task passes the record pool, to send its records over every request
+        slot. Sends again for records of unknown outcome run on record-pool threads, which must never
+        wait on their own pool: they pass none and send one record after the other.
+        """
+        if not self.single:
+            return self._send_batch(chunk, body, attempt)
+        each: Callable[..., Iterator[RecordResult]] = map if record_pool is None else record_pool.map
+        return list(each(lambda item: self._send_one(item[0], item[1], attempt), chunk))
 
     def _send_one(self, index: int, fields: dict[str, Any], attempt: int) -> RecordResult:
         if self.stop_error is not None:

@@ -168,6 +168,22 @@ def test_quota_spent_in_single_mode_stops_within_a_chunk() -> None:
     assert calls == 6  # five created, one refused, then nothing more
 
 
+def test_quota_spent_in_single_mode_with_both_slots_busy_stops_the_load() -> None:
+    with FakeWolkvoxServer({TOKEN: OPERATION}, quota=5) as small, WolkvoxClient(small.url, TOKEN) as limited:
+        bulk = load(limited, contacts(30), single=True, batch_size=10)
+        results = list(bulk)
+        stored = small.records("contacts")
+        calls = small.calls(api.INSERT_PATH)
+
+    assert [r.index for r in results] == list(range(30))
+    created = [r for r in results if r.status is RecordStatus.CREATED]
+    assert len(created) == len(stored) == 5
+    assert {r.wolkvox_id for r in created} == {record["wolkvox_id"] for record in stored}
+    assert [r.status for r in results].count(RecordStatus.NOT_SENT) == 25
+    assert calls <= 5 + api.MAX_IN_FLIGHT_PER_TOKEN  # at most one refused call per request slot
+    assert isinstance(bulk.stop_error, WolkvoxQuotaExceededError)
+
+
 def test_unmatched_batch_answer_reports_created_with_unknown_ids(
     server: FakeWolkvoxServer, client: WolkvoxClient
 ) -> None:

@@ -45,10 +45,8 @@ def run(server: FakeWolkvoxServer, store: DictStateStore, data: list[dict[str, A
             OPERATION,
             "contacts",
             data,
-            batch_size=10,
-            max_in_flight=1,
             journal=TaskStateJournal(store),
-            **options,
+            **{"batch_size": 10, "max_in_flight": 1, **options},
         )
         return list(load)
 
@@ -71,6 +69,24 @@ def test_a_later_try_reuses_what_was_created_and_sends_what_was_not(server: Fake
     assert [r.wolkvox_id for r in second[:10]] == [r.wolkvox_id for r in first[:10]]
     assert server.calls(api.INSERT_MANY_PATH) - calls_before == 2  # chunks 2 and 3 only
     assert len(server.records("contacts")) == 30
+
+
+def test_single_mode_with_both_slots_busy_resumes_where_it_stopped(server: FakeWolkvoxServer) -> None:
+    store = DictStateStore()
+    server.inject(Fault.MAINTENANCE, path=api.INSERT_PATH, after=12, times=None)
+    first = run(server, store, records(), single=True, max_in_flight=2)
+    created = {r.index: r.wolkvox_id for r in first if r.status is RecordStatus.CREATED}
+    assert len(created) == 12
+    assert {r.status for r in first if r.index not in created} == {RecordStatus.NOT_SENT}
+
+    server.clear_faults()
+    calls_before = server.calls(api.INSERT_PATH)
+    second = run(server, store, records(), single=True, max_in_flight=2)
+
+    assert [r.status for r in second] == [RecordStatus.CREATED] * 30
+    assert {index: second[index].wolkvox_id for index in created} == created
+    assert server.calls(api.INSERT_PATH) - calls_before == 18  # the records not created only
+    assert stored_emails(server) == sorted(f"c{n}@example.com" for n in range(30))
 
 
 def test_records_in_flight_when_a_try_died_are_looked_up_not_resent(server: FakeWolkvoxServer) -> None:
