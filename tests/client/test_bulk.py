@@ -56,6 +56,22 @@ def test_batches_return_every_record_in_input_order(server: FakeWolkvoxServer, c
     assert bulk.summary.failed == 0
 
 
+def test_twenty_thousand_records_are_stored_once_with_ids_in_input_order(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    server.latency = 0.001  # enough for both request slots to be busy at once
+    results = list(load(client, contacts(20_000), batch_size=100))
+
+    stored = server.records("contacts")
+    assert len(stored) == 20_000
+    assert len({record["Email"] for record in stored}) == 20_000  # no duplicates
+    by_email = {record["Email"]: record["wolkvox_id"] for record in stored}
+    assert [(r.index, r.status) for r in results] == [(n, RecordStatus.CREATED) for n in range(20_000)]
+    assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(20_000)]
+    assert server.calls(api.INSERT_MANY_PATH) == 200
+    assert server.max_in_flight(TOKEN) == api.MAX_IN_FLIGHT_PER_TOKEN
+
+
 def test_single_mode_sends_one_insert_per_record(server: FakeWolkvoxServer, client: WolkvoxClient) -> None:
     results = list(load(client, contacts(25), single=True, batch_size=10))
 
