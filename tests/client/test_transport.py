@@ -41,6 +41,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxOutcomeUnknownError,
 )
 from tests.conftest import OPERATION, TOKEN
+from tests.testing.helpers import wait_until
 
 NEW_ID = "64cb1f0e2a9d4c0012ab34cd"
 INSERTED = b'{"code":200,"error":null,"msg":"ok","data":{"wolkvox_id":"64cb1f0e2a9d4c0012ab34cd"}}'
@@ -324,7 +325,7 @@ def test_idle_connection_closed_by_the_server_is_replaced_before_sending(
     with client_for(server) as client:
         client.insert(OPERATION, "contacts", {"a": 1})
         assert closed.wait(TIMEOUT)
-        _wait_until(lambda: server.connections == 1 and _closed_by_peer(client))
+        wait_until(lambda: server.connections == 1 and _closed_by_peer(client))
         # The dead connection is noticed before the request goes out: no outcome-unknown error.
         assert client.insert(OPERATION, "contacts", {"a": 2}) == NEW_ID
     assert [exchange.connection for exchange in server.exchanges] == [0, 1]
@@ -409,7 +410,7 @@ def test_any_failure_while_reading_is_outcome_unknown(
     with client_for(server) as client, pytest.raises(WolkvoxOutcomeUnknownError) as raised:
         client.insert(OPERATION, "contacts", {"a": 1})
     assert "no answer after the request was sent (ValueError)" in str(raised.value.__cause__)
-    _wait_until(lambda: len(server.exchanges) == 1)  # it was sent
+    wait_until(lambda: len(server.exchanges) == 1)  # it was sent
 
 
 def test_close_closes_idle_connections_and_those_coming_back(scripted: Callable[..., ScriptedServer]) -> None:
@@ -423,7 +424,7 @@ def test_close_closes_idle_connections_and_those_coming_back(scripted: Callable[
     # An exchange that ends after close() does not put its connection back.
     adapter.send(request, timeout=TIMEOUT)
     assert adapter._idle == {}
-    _wait_until(lambda: server.closed == 2)
+    wait_until(lambda: server.closed == 2)
 
 
 def test_threads_share_the_pool_one_exchange_per_connection(scripted: Callable[..., ScriptedServer]) -> None:
@@ -587,12 +588,3 @@ def _closed_by_peer(client: WolkvoxClient) -> bool:
     return not any(
         connection.reusable() for connections in adapter._idle.values() for connection in connections
     )
-
-
-def _wait_until(condition: Callable[[], bool]) -> None:
-    event = threading.Event()
-    for _ in range(int(TIMEOUT / 0.01)):
-        if condition():
-            return
-        event.wait(0.01)
-    raise AssertionError("condition not met in time")

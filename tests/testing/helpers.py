@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -82,3 +84,11 @@ class Api:
 def envelope(status: int, error: str, msg: object) -> dict[str, Any]:
     """The error envelope the fake sends (``msg`` may be a matcher)."""
     return {"code": status, "error": error, "msg": msg, "data": []}
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition`` (checked every 5 ms) at most ``TIMEOUT`` seconds."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)

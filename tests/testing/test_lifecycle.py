@@ -11,8 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -20,7 +19,7 @@ from requests.adapters import HTTPAdapter
 
 from airflow_provider_wolkvox.api import INSERT_PATH, TOKEN_HEADER
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
-from tests.testing.helpers import MODULE, OPERATION, TIMEOUT, TOKEN, Api
+from tests.testing.helpers import MODULE, OPERATION, TIMEOUT, TOKEN, Api, wait_until
 
 
 def fake_threads() -> set[threading.Thread]:
@@ -35,13 +34,6 @@ def raw_exchange(server: FakeWolkvoxServer, request: bytes) -> bytes:
         while chunk := connection.recv(65536):
             answer += chunk
         return answer
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 def call_ignoring_errors(api: Api) -> None:
