@@ -11,6 +11,9 @@ API_ROOT = "/server/API/v2"
 INSERT_PATH = f"{API_ROOT}/custom/insert.php"
 INSERT_MANY_PATH = f"{API_ROOT}/custom/insertMany.php"
 QUERY_PATH = f"{API_ROOT}/custom/query.php"
+QUERY_DATES_PATH = f"{API_ROOT}/custom/queryDates.php"
+UPDATE_PATH = f"{API_ROOT}/custom/update.php"
+DELETE_PATH = f"{API_ROOT}/custom/delete.php"
 TOKEN_INFO_PATH = f"{API_ROOT}/token/tokenInformation.php"
 
 TOKEN_HEADER = "Wolkvox-Token"
@@ -21,6 +24,17 @@ MAX_IN_FLIGHT_PER_TOKEN = 2
 DEFAULT_DAILY_QUOTA = 4800
 # Text fields hold at most this many characters.
 MAX_TEXT_LENGTH = 2500
+
+# Record metadata the CRM adds, "YYYY-MM-DD HH:MM:SS" on the CRM's own clock (time zone not public).
+ID_FIELD = "wolkvox_id"
+CREATED_AT_FIELD = "wolkvox_fecha_creacion"
+MODIFIED_AT_FIELD = "wolkvox_fecha_modificacion"
+CRM_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# update.php and delete.php name the record with a hyphen; records carry ID_FIELD with an underscore.
+REQUEST_ID_PARAMETER = "wolkvox-id"
+# [assumed] queryDates.php returns at most this many records per call (default and cap); an answer
+# holding this many may be truncated.
+QUERY_DATES_LIMIT = 1000
 
 # The `error` member: the string "null" (or JSON null) on success.
 ERROR_NONE = "null"
@@ -34,6 +48,9 @@ MSG_MISSING_TOKEN = "PLEASE ENTER THE WOLKVOX-TOKEN"
 MSG_INVALID_TOKEN = "PLEASE VALIDATE TOKEN"
 MSG_QUOTA_EXCEEDED = "TOKEN LIMIT EXCEEDED"
 MSG_TOO_MANY_SIMULTANEOUS = "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)"
+# [assumed] The texts of the fakes' shared reading where the vendor's are not public.
+MSG_RECORD_DOES_NOT_EXIST = "THE RECORD DOES NOT EXIST"
+MSG_MODULE_DOES_NOT_EXIST = "THE MODULE DOES NOT EXIST"
 # [assumed] The maintenance text is not public; a 403 whose msg holds one of these words is read
 # as the maintenance window.
 MAINTENANCE_MARKERS = ("MAINTENANCE", "MANTENIMIENTO")
