@@ -45,6 +45,13 @@ class WolkvoxConfigError(WolkvoxError):
     fail_fast = True
 
 
+class WolkvoxTLSError(WolkvoxConfigError):
+    """The TLS handshake failed before the request was sent: an untrusted certificate, or no TLS server.
+
+    No retry can fix it: the Connection's Host or the worker's CA bundle must change.
+    """
+
+
 class WolkvoxInputError(WolkvoxError, ValueError):
     """A record or argument is invalid; raised before any request is sent.
 
@@ -94,7 +101,7 @@ class WolkvoxMaintenanceError(WolkvoxTransientError):
 
 
 class WolkvoxConnectionError(WolkvoxTransientError):
-    """The request never reached the server (connection refused, DNS, connect timeout)."""
+    """The request never reached the server (connection refused, DNS, connect timeout, proxy unreachable)."""
 
 
 class WolkvoxUncertainError(WolkvoxError):
@@ -105,7 +112,8 @@ class WolkvoxUncertainError(WolkvoxError):
 
 
 class WolkvoxNoAnswerError(WolkvoxUncertainError):
-    """The request was sent but its answer never came (read timeout, connection dropped)."""
+    """The request was sent but no complete answer came (deadline passed, connection reset or closed,
+    an answer that is not HTTP)."""
 
 
 class WolkvoxServerError(WolkvoxUncertainError):

@@ -69,6 +69,6 @@ def wolkvox_conn(monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> RetryPolicy:
     """Make every client built without an explicit policy retry at once (same count, no waiting)."""
-    policy = RetryPolicy(base_delay=0.0001, max_delay=0.001)
+    policy = RetryPolicy(base_delay=0.0001, max_delay=0.001, max_attempts=8)
     monkeypatch.setattr("airflow_provider_wolkvox.client.client.RetryPolicy", lambda: policy)
     return policy

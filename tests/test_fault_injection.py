@@ -121,12 +121,14 @@ def test_connection_refused_leaves_everything_not_sent(
     monkeypatch: pytest.MonkeyPatch, fast_retries: object
 ) -> None:
     with FakeWolkvoxServer({TOKEN: OPERATION}) as fake:
-        connection = fake.airflow_connection()
+        connection, url = fake.airflow_connection(), fake.url
     # The server is gone: its port refuses connections.
     monkeypatch.setenv(CONN_ENV_VAR, connection)
     result = WolkvoxHook().insert_many(MODULE, RECORDS, batch_size=10)
     assert Counter(r.status for r in result.results) == {RecordStatus.NOT_SENT: 30}
-    assert "could not reach the server" in (result.summary.stopped_reason or "")
+    assert f"insertMany.php at {url} (module 'contacts'): could not connect" in (
+        result.summary.stopped_reason or ""
+    )
 
 
 LOST_ANSWERS = {

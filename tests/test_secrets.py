@@ -94,3 +94,43 @@ def test_xcom_and_results_file_never_carry_the_token(server: FakeWolkvoxServer, 
     assert SECRET not in json.dumps(ti.pushed)
     assert SECRET not in results_path.read_text()
     assert server.calls(api.INSERT_MANY_PATH) + server.calls(api.INSERT_PATH) > 0
+
+
+SLASHED = "s3cr3t/wolkvox+token=5f2a9c"
+
+
+# The forms a CRM could echo: PHP's json_encode escapes "/", a URL-encoding proxy encodes "/+=".
+@pytest.mark.parametrize("echoed", ["s3cr3t\\/wolkvox+token=5f2a9c", "s3cr3t%2Fwolkvox%2Btoken%3D5f2a9c"])
+def test_the_token_is_redacted_in_the_forms_the_crm_could_echo(
+    monkeypatch: pytest.MonkeyPatch,
+    fast_retries: object,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
+    echoed: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = '{"code":400,"error":"BAD REQUEST","msg":"BAD TOKEN ' + echoed + '"}'
+    results_path = tmp_path / "results.jsonl"
+    ti = RecordingTaskInstance()
+    with FakeWolkvoxServer({SLASHED: OPERATION}) as fake:
+        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
+        fake.inject(Fault.RESPOND, status=400, body=body, times=None)
+        with pytest.raises(AirflowException) as raised:
+            WolkvoxHook().insert("contacts", {"a": 1})
+        WolkvoxInsertManyOperator(
+            task_id="t",
+            module="contacts",
+            records=[{"a": 1}],
+            results_path=str(results_path),
+            max_failed_records=1,
+        ).execute({"ti": ti})  # type: ignore[arg-type]
+    assert str(raised.value).endswith("HTTP 400: BAD REQUEST BAD TOKEN ***")
+    assert [f["msg"] for f in ti.pushed["failed_records"]] == ["BAD TOKEN ***"]
+    output = capfd.readouterr()
+    shown = [str(raised.value), json.dumps(ti.pushed), results_path.read_text(), caplog.text, output.out]
+    for text in shown:
+        assert SLASHED not in text
+        assert echoed not in text
+    # The masker knows every form, so Airflow's own log lines hide them too.
+    assert echoed not in str(redact(f"echo={echoed}"))

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_provider_wolkvox import __version__, api
 from airflow_provider_wolkvox.client.envelope import quote, read_envelope, record_id, record_ids
 from airflow_provider_wolkvox.client.gate import gate_for
+from airflow_provider_wolkvox.client.redaction import REDACTED, Redactor, check_token
 from airflow_provider_wolkvox.client.results import TokenInfo
 from airflow_provider_wolkvox.client.retry import RetryPolicy, is_retryable
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxConfigError,
-    WolkvoxConnectionError,
     WolkvoxError,
     WolkvoxMalformedResponseError,
-    WolkvoxNoAnswerError,
     WolkvoxOutcomeUnknownError,
     WolkvoxUncertainError,
 )
@@ -36,15 +35,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Seconds to wait for the answer (between bytes) when the Connection sets no ``timeout``.
+#: Seconds a request may take in all (connect, send, answer) when the Connection sets no ``timeout``.
 DEFAULT_TIMEOUT = 60.0
 #: Seconds to wait for the TCP/TLS connection; longer waits mean the host is unreachable.
 CONNECT_TIMEOUT = 10.0
 USER_AGENT = f"airflow-provider-wolkvox/{__version__}"
-REDACTED = "***"
-# Tokens this long are replaced in answers before they are read; a shorter one could match real
-# data (ids), so it is only scrubbed from error texts.
-MIN_REDACTED_LENGTH = 8
 
 
 def encode_body(payload: Mapping[str, Any]) -> bytes:
@@ -57,9 +52,11 @@ class WolkvoxClient:
 
     :param base_url: ``scheme://host[:port]`` of the CRM server (see ``host.base_url_from_host``).
     :param token: the Wolkvox-Token; kept out of every repr, log line and error.
-    :param timeout: seconds to wait for an answer.
+    :param timeout: seconds one request may take in all, from connecting to the last byte of the answer.
     :param verify: TLS certificate verification.
     :param retry_policy: waits between retries of requests the server cannot have processed.
+    :param owner: what holds the token, named in configuration errors (e.g. the Connection).
+    :raises WolkvoxConfigError: the token cannot travel in an HTTP header, or the CA bundle is missing.
     """
 
     def __init__(
@@ -70,19 +67,26 @@ class WolkvoxClient:
         timeout: float = DEFAULT_TIMEOUT,
         verify: bool = True,
         retry_policy: RetryPolicy | None = None,
+        owner: str = "the wolkvox client",
     ) -> None:
+        check_token(token, owner=owner)
         self.base_url = base_url
         self._token = token
-        self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
+        self.redactor = Redactor(token)
+        self._timeout = timeout
+        # The watchdog of each request enforces the timeout; the socket's own timeouts are a backstop.
+        self._socket_timeouts = (min(CONNECT_TIMEOUT, timeout), timeout + 1.0)
         self.retry_policy = retry_policy or RetryPolicy()
         self._gate = gate_for(token)
         # requests takes tens of ms to import and DAG files import the operators at every parse:
-        # it is loaded when a client is made, at task run time.
+        # the HTTP stack is loaded when a client is made, at task run time.
         import requests
+
+        from airflow_provider_wolkvox.client.session import WolkvoxAdapter
 
         self._session = requests.Session()
         # Proxy and CA-bundle settings from the environment are resolved once here rather than on
-        # every request (requests re-reads them per call, most of a fast call's cost).
+        # every request.
         self._session.proxies = requests.utils.get_environ_proxies(base_url)
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if verify and ca_bundle and base_url.startswith("https:") and not os.path.exists(ca_bundle):
@@ -91,13 +95,9 @@ class WolkvoxClient:
             )
         self._session.verify = (ca_bundle or True) if verify else False
         self._session.trust_env = False
-        if requests.utils.select_proxy(base_url, self._session.proxies) is None:
-            # Direct connections take the lean transport; proxied ones keep requests' own adapter.
-            from airflow_provider_wolkvox.client.transport import KeepAliveAdapter
-
-            adapter = KeepAliveAdapter()
-            self._session.mount("http://", adapter)
-            self._session.mount("https://", adapter)
+        adapter = WolkvoxAdapter()
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._headers = {
             api.TOKEN_HEADER: token,
             "Content-Type": "application/json",
@@ -125,6 +125,11 @@ class WolkvoxClient:
     def calls(self) -> int:
         """HTTP requests sent so far, retries included: each may count against the daily quota."""
         return self._calls
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one request may take in all."""
+        return self._timeout
 
     def insert(self, operation: str, module: str, fields: Mapping[str, Any]) -> str:
         """Create one record from prepared ``fields``; return its ``wolkvox_id``.
@@ -157,11 +162,47 @@ class WolkvoxClient:
             read=lambda data, _: record_ids(data, count),
         )
 
+    def update(self, operation: str, module: str, wolkvox_id: str, fields: Mapping[str, Any]) -> None:
+        """Change the named ``fields`` of record ``wolkvox_id``; the others keep their values.
+
+        Idempotent in effect, so a lost answer is retried like a read (each try costs a call).
+        """
+        body = encode_body(
+            {"operation": operation, "module": module, api.REQUEST_ID_PARAMETER: wolkvox_id, "fields": fields}
+        )
+        self._request(
+            "POST", api.UPDATE_PATH, module=module, body=body, idempotent=True, read=lambda data, _: None
+        )
+
     def query(self, operation: str, module: str, field: str, value: Any) -> list[dict[str, Any]]:
-        """The records of ``module`` whose ``field`` equals ``value`` (one call of the quota)."""
+        """The records of ``module`` whose ``field`` matches ``value`` (one call of the quota)."""
         body = encode_body({"operation": operation, "module": module, "field": field, "value": value})
         return self._request(
-            "POST", api.QUERY_PATH, module=module, body=body, idempotent=True, read=_query_records
+            "POST",
+            api.QUERY_PATH,
+            module=module,
+            body=body,
+            idempotent=True,
+            read=lambda data, text: _records(data, text, api.QUERY_PATH),
+        )
+
+    def query_dates(
+        self, operation: str, module: str, start: str, end: str, limit: int = api.QUERY_DATES_LIMIT
+    ) -> list[dict[str, Any]]:
+        """The records of ``module`` created from ``start`` to ``end`` (CRM clock, both included).
+
+        An answer of ``limit`` records may be truncated (one call of the quota).
+        """
+        body = encode_body(
+            {"operation": operation, "module": module, "date": True, "from": start, "to": end, "limit": limit}
+        )
+        return self._request(
+            "POST",
+            api.QUERY_DATES_PATH,
+            module=module,
+            body=body,
+            idempotent=True,
+            read=lambda data, text: _records(data, text, api.QUERY_DATES_PATH),
         )
 
     def token_info(self, operation: str) -> TokenInfo:
@@ -192,7 +233,7 @@ class WolkvoxClient:
         ``WolkvoxOutcomeUnknownError``, since a blind retry could create a duplicate.
         """
         endpoint = _name(path)
-        delays = self.retry_policy.delays()
+        backoff = self.retry_policy.backoff()
         while True:
             try:
                 status, text = self._send(method, path, body, params, endpoint, module)
@@ -210,10 +251,17 @@ class WolkvoxClient:
                     endpoint=endpoint,
                     module=module,
                 ) from error
-            delay = next(delays, None) if is_retryable(error, idempotent=idempotent) else None
+            delay = backoff.next_delay() if is_retryable(error, idempotent=idempotent) else None
             if delay is None:
                 raise error
-            log.warning("%s; retrying in %.2f s", error, delay)
+            if backoff.due_for_log():
+                log.warning(
+                    "%s; retrying (try %d, %.0f s of the %.0f s retry budget spent)",
+                    error,
+                    backoff.tries,
+                    backoff.elapsed,
+                    self.retry_policy.time_budget,
+                )
             time.sleep(delay)
 
     def _send(
@@ -225,32 +273,36 @@ class WolkvoxClient:
         endpoint: str,
         module: str | None,
     ) -> tuple[int, str]:
-        """One HTTP exchange through the token gate: the status and the body's text."""
+        """One HTTP exchange through the token gate: the status and the body's text, token redacted."""
         import requests  # loaded by __init__ already
+
+        from airflow_provider_wolkvox.client.session import exchange, network_error
 
         with self._gate:
             with self._calls_lock:
                 self._calls += 1
-            try:
-                prepared = self._prepared(method, path, params)
-                prepared.prepare_body(body, None)
-                # No redirects are followed: they would carry the token header to whatever host they name.
-                response = self._session.send(prepared, timeout=self._timeout, allow_redirects=False)
-                text = response.text
-            except requests.RequestException as exc:
-                raise _network_error(exc, endpoint, module) from None
+            prepared = self._prepared(method, path, params)
+            prepared.prepare_body(body, None)
+            with exchange(self._timeout) as sent:
+                try:
+                    response = self._session.send(
+                        prepared, timeout=self._socket_timeouts, allow_redirects=False
+                    )
+                    text = response.text
+                except requests.RequestException as exc:
+                    where = f"wolkvox {endpoint} at {self.base_url}" + (
+                        f" (module {module!r})" if module else ""
+                    )
+                    raise network_error(exc, sent, where=where, endpoint=endpoint, module=module) from None
         if response.is_redirect:
             raise WolkvoxConfigError(
-                f"wolkvox {endpoint}: the server redirects to {response.headers.get('Location')!r}; "
-                "set the Connection's Host to the CRM server itself",
+                f"wolkvox {endpoint} at {self.base_url}: the server redirects to "
+                f"{response.headers.get('Location')!r}; set the Connection's Host to the CRM server itself",
                 status_code=response.status_code,
                 endpoint=endpoint,
                 module=module,
             )
-        if len(self._token) >= MIN_REDACTED_LENGTH:
-            # Before any parsing or quoting, so that no cut-off quote can hold a piece of it.
-            text = text.replace(self._token, REDACTED)
-        return response.status_code, text
+        return response.status_code, self.redactor.answer(text)
 
     def _prepared(self, method: str, path: str, params: dict[str, str] | None) -> requests.PreparedRequest:
         """A fresh copy of the request without its body.
@@ -272,51 +324,26 @@ class WolkvoxClient:
     def _redacted(self, error: WolkvoxError) -> WolkvoxError:
         """``error`` without the token: a server that echoes the request would carry it into logs."""
         texts = (str(error), error.error or "", error.msg or "")
-        if not any(self._token in text for text in texts):
+        if all(self.redactor.text(text) == text for text in texts):
             return error
         return type(error)(
-            str(error).replace(self._token, REDACTED),
+            self.redactor.text(str(error)),
             status_code=error.status_code,
-            error=error.error and error.error.replace(self._token, REDACTED),
-            msg=error.msg and error.msg.replace(self._token, REDACTED),
+            error=error.error and self.redactor.text(error.error),
+            msg=error.msg and self.redactor.text(error.msg),
             endpoint=error.endpoint,
             module=error.module,
         )
 
 
-def _network_error(exc: requests.RequestException, endpoint: str, module: str | None) -> WolkvoxError:
-    import requests
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-
-    from airflow_provider_wolkvox.client.transport import NotSentError
-
-    # The lean transport wraps the socket's error; urllib3 (behind a proxy) wraps it in a reason.
-    cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
-    reason = getattr(cause, "reason", None)
-    if isinstance(reason, BaseException):
-        cause = reason
-    never_sent = isinstance(exc, (requests.ConnectTimeout, NotSentError)) or isinstance(
-        cause, (NewConnectionError, ConnectTimeoutError)
-    )
-    where = f"wolkvox {endpoint}" + (f" (module {module!r})" if module else "")
-    if never_sent:
-        return WolkvoxConnectionError(
-            f"{where}: could not reach the server ({type(cause).__name__})", endpoint=endpoint, module=module
-        )
-    return WolkvoxNoAnswerError(
-        f"{where}: no answer after the request was sent ({type(cause).__name__})",
-        endpoint=endpoint,
-        module=module,
-    )
-
-
-def _query_records(data: Any, text: str) -> list[dict[str, Any]]:
+def _records(data: Any, text: str, path: str) -> list[dict[str, Any]]:
+    """The records of a query answer; no match may come as an empty list, object or string."""
     if data in (None, "", {}):
         return []
     if not isinstance(data, list) or not all(isinstance(record, dict) for record in data):
         raise WolkvoxMalformedResponseError(
-            f"wolkvox query.php: answer data is not a list of records: {quote(text)!r}",
-            endpoint=_name(api.QUERY_PATH),
+            f"wolkvox {_name(path)}: answer data is not a list of records: {quote(text)!r}",
+            endpoint=_name(path),
         )
     return data
 

@@ -20,6 +20,7 @@ from airflow_provider_wolkvox.client import (
 from airflow_provider_wolkvox.client.bulk import DEFAULT_BATCH_SIZE, DEFAULT_PROGRESS_INTERVAL, LoadJournal
 from airflow_provider_wolkvox.client.client import DEFAULT_TIMEOUT
 from airflow_provider_wolkvox.client.host import base_url_from_host
+from airflow_provider_wolkvox.client.redaction import token_forms
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxConfigError,
     WolkvoxError,
@@ -95,7 +96,8 @@ class WolkvoxHook(BaseHook):
                 f"the wolkvox Connection {self.wolkvox_conn_id!r} has no token: "
                 "put the Wolkvox-Token in its Password"
             )
-        mask_secret(token)
+        for form in token_forms(token):
+            mask_secret(form)
         base_url = base_url_from_host(
             conn.host, allow_insecure_http=_flag(self._extras, "allow_insecure_http", default=False)
         )
@@ -103,7 +105,12 @@ class WolkvoxHook(BaseHook):
         if not verify:
             self.log.warning("TLS verification is off for the wolkvox Connection %r", self.wolkvox_conn_id)
         return WolkvoxClient(
-            base_url, token, timeout=self._timeout(), verify=verify, retry_policy=self.retry_policy
+            base_url,
+            token,
+            timeout=self._timeout(),
+            verify=verify,
+            retry_policy=self.retry_policy,
+            owner=f"the wolkvox Connection {self.wolkvox_conn_id!r}",
         )
 
     def get_conn(self) -> WolkvoxClient:

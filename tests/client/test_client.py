@@ -16,7 +16,6 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxAuthError,
     WolkvoxConcurrencyLimitError,
     WolkvoxConfigError,
-    WolkvoxConnectionError,
     WolkvoxMalformedResponseError,
     WolkvoxNoAnswerError,
     WolkvoxOutcomeUnknownError,
@@ -57,7 +56,8 @@ def test_insert_sends_the_documented_request(client: WolkvoxClient, requests_moc
     assert request.headers["Wolkvox-Token"] == TOKEN
     assert request.headers["Content-Type"] == "application/json"
     assert request.json() == {"operation": OPERATION, "module": "contacts", "fields": fields}
-    assert request.timeout == (7.5, 7.5)
+    # The watchdog bounds the whole request to 7.5 s; the socket timeouts are a backstop beyond it.
+    assert request.timeout == (7.5, 8.5)
     assert request.verify is not False  # True, or the CA bundle the environment names
 
 
@@ -157,14 +157,6 @@ def test_insert_retries_what_the_server_cannot_have_processed(
     requests_mock.post(f"{BASE_URL}{api.INSERT_PATH}", [first, ok({"wolkvox_id": NEW_ID})])
     assert client.insert(OPERATION, "contacts", {"a": 1}) == NEW_ID
     assert requests_mock.call_count == 2
-
-
-def test_connection_refused_is_retried_then_raised() -> None:
-    # Port 9 on loopback: nothing listens there, the connection is refused at once.
-    with WolkvoxClient("http://127.0.0.1:9", TOKEN, retry_policy=FAST_RETRIES) as client:
-        with pytest.raises(WolkvoxConnectionError, match="could not reach the server"):
-            client.insert(OPERATION, "contacts", {"a": 1})
-        assert client.calls == FAST_RETRIES.max_attempts
 
 
 def test_retries_are_bounded(client: WolkvoxClient, requests_mock: rm.Mocker) -> None:

@@ -55,7 +55,7 @@ def test_insert_posts_to_the_connection_host(wolkvox_conn: str, requests_mock: r
     request = requests_mock.last_request
     assert request.headers["Wolkvox-Token"] == TOKEN
     assert request.json() == {"operation": OPERATION, "module": "contacts", "fields": {"Nombre": "Ana"}}
-    assert request.timeout == (10.0, 60.0)
+    assert request.timeout == (10.0, 61.0)  # the 60 s default, plus the backstop beyond the watchdog
 
 
 def test_operation_argument_wins_over_the_extra(wolkvox_conn: str, requests_mock: rm.Mocker) -> None:
@@ -104,7 +104,8 @@ def test_extras_configure_the_client(monkeypatch: pytest.MonkeyPatch, capsys: py
     )
     client = WolkvoxHook().client
     assert client.base_url == "http://crm0001.wolkvox.com"
-    assert client._timeout == (10.0, 12.5)
+    assert client.timeout == 12.5
+    assert client._socket_timeouts == (10.0, 13.5)
     assert client._session.verify is False
     # Airflow's hook logger writes through structlog to the task log (stdout here).
     assert "TLS verification is off for the wolkvox Connection 'wolkvox_default'" in capsys.readouterr().out

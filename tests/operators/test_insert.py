@@ -143,7 +143,10 @@ def test_outcome_unknown_fails_without_task_retries(wolkvox_conn: str, requests_
 def test_transient_errors_reach_airflow_retries(
     wolkvox_conn: str, requests_mock: rm.Mocker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(RetryPolicy, "delays", lambda self: iter([0.0]))
+    monkeypatch.setattr(
+        "airflow_provider_wolkvox.client.client.RetryPolicy",
+        lambda: RetryPolicy(base_delay=0, max_attempts=2),
+    )
     requests_mock.post(
         f"{BASE_URL}{api.INSERT_PATH}",
         status_code=403,

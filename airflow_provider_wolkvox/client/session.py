@@ -1,0 +1,196 @@
+"""The client's HTTP stack: a ``requests`` session on urllib3, a deadline per request, one failure reading.
+
+Everything goes through ``requests.adapters.HTTPAdapter``. Two small additions ride on urllib3's
+own classes: each request knows whether a byte of it may have left (the connection's ``send`` was
+called), and a watchdog shuts the connection down once the request's whole deadline has passed, so
+that an answer trickling in byte by byte, or an endless run of ``100 Continue`` lines, cannot hold a
+request slot past the Connection's timeout. :func:`network_error` then reads urllib3's and
+requests' exception types (the way ``urllib3.util.retry.Retry`` tells connect errors from read
+errors) into the provider's: could not connect, TLS refused before sending, or sent without an answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import threading
+from collections.abc import Iterator
+from socket import SHUT_RDWR
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, ProxyError
+from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.util.retry import Retry
+
+from airflow_provider_wolkvox.api import MAX_IN_FLIGHT_PER_TOKEN
+from airflow_provider_wolkvox.exceptions import (
+    WolkvoxConnectionError,
+    WolkvoxError,
+    WolkvoxNoAnswerError,
+    WolkvoxTLSError,
+)
+
+# urllib3 retries nothing and follows no redirect: the client's retry policy is the only one, and a
+# redirect would carry the token header to wherever it points.
+NO_RETRIES = Retry(0, read=False, redirect=False)
+
+# Characters of the innermost error's own text that a message quotes.
+_REASON_LIMIT = 120
+
+_current = threading.local()
+
+
+class Exchange:
+    """One request on its way through urllib3: whether it may have been sent, and its deadline."""
+
+    def __init__(self) -> None:
+        #: A byte of the request may have left: a failure from here on leaves its outcome unknown.
+        self.sent = False
+        #: The deadline passed and the connection was shut down.
+        self.expired = False
+        self._connection: HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        """Called by the connection before it sends bytes of this request."""
+        with self._lock:
+            self.sent = True
+            self._connection = connection
+            if self.expired:
+                self._shut_down()
+
+    def expire(self) -> None:
+        """Called by the watchdog at the deadline: ends any wait of this request on the network."""
+        with self._lock:
+            self.expired = True
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        sock = getattr(self._connection, "sock", None)
+        if sock is not None:
+            # shutdown, not close: it wakes a read blocked in another thread; urllib3 closes later.
+            with contextlib.suppress(OSError):
+                sock.shutdown(SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def exchange(deadline: float) -> Iterator[Exchange]:
+    """Track the request the calling thread sends next; shut its connection down after ``deadline`` s."""
+    current = Exchange()
+    watchdog = threading.Timer(deadline, current.expire)
+    watchdog.daemon = True
+    _current.exchange = current
+    watchdog.start()
+    try:
+        yield current
+    finally:
+        watchdog.cancel()
+        _current.exchange = None
+
+
+class _TrackedConnection(HTTPConnection):
+    def send(self, data: Any) -> None:
+        current: Exchange | None = getattr(_current, "exchange", None)
+        if current is not None:
+            current.attach(self)
+        super().send(data)
+
+
+class _TrackedHTTPSConnection(HTTPSConnection):
+    send = _TrackedConnection.send
+
+
+class _TrackedPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+_TRACKED_POOLS = {"http": _TrackedPool, "https": _TrackedHTTPSPool}
+
+
+class WolkvoxAdapter(HTTPAdapter):
+    """``HTTPAdapter`` with urllib3's retries off, one pool of the CRM's in-flight size, tracked requests.
+
+    Direct and HTTP(S)-proxied connections are tracked; behind a SOCKS proxy (urllib3's own pool
+    classes) requests have no deadline beyond the timeouts and a TLS failure reads as "no answer".
+    """
+
+    def __init__(self) -> None:
+        super().__init__(pool_connections=1, pool_maxsize=MAX_IN_FLIGHT_PER_TOKEN, max_retries=NO_RETRIES)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _TRACKED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _TRACKED_POOLS
+        return manager
+
+
+def network_error(
+    exc: requests.RequestException, sent: Exchange, *, where: str, endpoint: str, module: str | None
+) -> WolkvoxError:
+    """The provider's error for a request that got no HTTP answer.
+
+    :param where: names the endpoint and the server, e.g. "wolkvox insert.php at https://…".
+    """
+    chain = list(_causes(exc))
+    reason = _reason(chain[-1])
+    if sent.expired:
+        return WolkvoxNoAnswerError(
+            f"{where}: no complete answer within the deadline; the request was sent ({reason})",
+            endpoint=endpoint,
+            module=module,
+        )
+    if any(isinstance(cause, (ConnectTimeoutError, ProxyError, requests.ConnectTimeout)) for cause in chain):
+        return WolkvoxConnectionError(
+            f"{where}: could not connect ({reason})", endpoint=endpoint, module=module
+        )
+    tls = any(isinstance(cause, (Urllib3SSLError, ssl.SSLError, ssl.CertificateError)) for cause in chain)
+    if tls and not sent.sent:
+        return WolkvoxTLSError(
+            f"{where}: the TLS handshake failed ({reason}); check that the Connection's Host names an "
+            "https server whose certificate this worker trusts (REQUESTS_CA_BUNDLE, or the extra verify)",
+            endpoint=endpoint,
+            module=module,
+        )
+    return WolkvoxNoAnswerError(
+        f"{where}: no answer after the request was sent ({reason})", endpoint=endpoint, module=module
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps, outermost first: requests wraps urllib3, which wraps the socket's error."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        wrapped = [getattr(cause, "reason", None), getattr(cause, "original_error", None), *cause.args]
+        cause = next((w for w in wrapped if isinstance(w, BaseException)), None) or cause.__cause__
+
+
+def _reason(cause: BaseException) -> str:
+    """The innermost error in a few words (the exception type and its own text, cut short)."""
+    detail: str | None
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        detail = cause.verify_message
+    elif isinstance(cause, ssl.SSLError):
+        detail = cause.reason
+    elif isinstance(cause, OSError):
+        detail = cause.strerror
+    else:
+        detail = None
+    text = (detail or str(cause)).strip()
+    if len(text) > _REASON_LIMIT:
+        text = text[:_REASON_LIMIT] + "…"
+    return type(cause).__name__ + (f": {text}" if text else "")
