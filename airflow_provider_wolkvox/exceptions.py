@@ -9,7 +9,7 @@ the client before they reach these classes.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowException
 
@@ -56,6 +56,8 @@ class WolkvoxInputError(WolkvoxError, ValueError):
     """A record or argument is invalid; raised before any request is sent.
 
     ``record`` is the record's index (or file line), ``field`` the offending field name, when known.
+    For a bad record found in the middle of a lazy input, ``results`` holds the results of every
+    record before it (set by ``WolkvoxHook.insert_many``).
     """
 
     fail_fast = True
@@ -63,6 +65,7 @@ class WolkvoxInputError(WolkvoxError, ValueError):
     def __init__(self, message: str, *, record: int | str | None = None, field: str | None = None) -> None:
         self.record = record
         self.field = field
+        self.results: list[Any] | None = None
         super().__init__(message)
 
 

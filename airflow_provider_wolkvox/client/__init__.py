@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from airflow_provider_wolkvox.client.bulk import BulkLoad
 from airflow_provider_wolkvox.client.client import WolkvoxClient
+from airflow_provider_wolkvox.client.journal import Journal
+from airflow_provider_wolkvox.client.options import LoadOptions
 from airflow_provider_wolkvox.client.results import (
     InsertManyResult,
     LoadSummary,
@@ -16,6 +18,8 @@ from airflow_provider_wolkvox.client.retry import RetryPolicy
 __all__ = [
     "BulkLoad",
     "InsertManyResult",
+    "Journal",
+    "LoadOptions",
     "LoadSummary",
     "RecordResult",
     "RecordStatus",

@@ -13,21 +13,30 @@ from airflow_provider_wolkvox import CONN_FIELDS, UI_FIELD_BEHAVIOUR, api
 from airflow_provider_wolkvox.client import (
     BulkLoad,
     InsertManyResult,
+    RecordResult,
     RetryPolicy,
     TokenInfo,
     WolkvoxClient,
 )
-from airflow_provider_wolkvox.client.bulk import DEFAULT_BATCH_SIZE, DEFAULT_PROGRESS_INTERVAL, LoadJournal
 from airflow_provider_wolkvox.client.client import DEFAULT_TIMEOUT
 from airflow_provider_wolkvox.client.host import base_url_from_host
+from airflow_provider_wolkvox.client.journal import Journal
+from airflow_provider_wolkvox.client.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_PROGRESS_INTERVAL,
+    LoadOptions,
+    settle_reserve,
+)
+from airflow_provider_wolkvox.client.records import PreparedRecord
 from airflow_provider_wolkvox.client.redaction import token_forms
+from airflow_provider_wolkvox.client.sender import Sender
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxConfigError,
     WolkvoxError,
     WolkvoxInputError,
     WolkvoxQuotaExceededError,
 )
-from airflow_provider_wolkvox.fields import prepare_fields
+from airflow_provider_wolkvox.fields import prepare_record
 
 
 class WolkvoxHook(BaseHook):
@@ -141,14 +150,13 @@ class WolkvoxHook(BaseHook):
         :param fields: field label → value; see :mod:`airflow_provider_wolkvox.fields` for typed values.
         :param operation: the CRM operation; defaults to the Connection's extra.
         :param dedupe_field: a field unique per record (an e-mail, an id number): when the answer
-            is lost, the record is looked up by it and sent again only if absent.
+            is lost, the record is looked up by it (one call) and sent again only if absent.
         :raises WolkvoxOutcomeUnknownError: the record may or may not have been created.
         """
-        prepared = prepare_fields(fields)
-        # The same path as a bulk load of one record, so lost answers are settled the same way.
-        [result] = self.iter_insert_many(
-            module, [prepared], operation=operation, single=True, max_in_flight=1, dedupe_field=dedupe_field
-        )
+        prepared, body = prepare_record(fields)
+        options = LoadOptions(single=True, max_in_flight=1, dedupe_field=dedupe_field)
+        sender = Sender(self.client, self.operation_for(operation), check_module(module), options)
+        [result] = sender.send([PreparedRecord(0, prepared, body)])
         if result.wolkvox_id is None:
             assert result.cause is not None
             raise result.cause
@@ -167,27 +175,40 @@ class WolkvoxHook(BaseHook):
         total: int | None = None,
         quota_check: bool = False,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
-        journal: LoadJournal | None = None,
+        journal: Journal | None = None,
     ) -> BulkLoad:
         """A bulk load to iterate: one result per record, in input order, as records settle.
 
         Same parameters as :meth:`insert_many`; use this form to stream results (e.g. to a file)
-        instead of holding them all. ``journal`` notes progress so a retried task resumes the load.
+        instead of holding them all. ``journal`` notes progress so that a later try of the task
+        recognises the records this one created (see :mod:`airflow_provider_wolkvox.client.journal`).
         """
-        module = check_module(module)
-        operation = self.operation_for(operation)
-        load = BulkLoad(
-            self.client,
-            operation,
+        options = LoadOptions(batch_size, single, max_in_flight, dedupe_field, progress_interval)
+        return self.bulk_load(
             module,
             records,
-            batch_size=batch_size,
-            single=single,
-            max_in_flight=max_in_flight,
-            dedupe_field=dedupe_field,
+            options,
+            operation=operation,
             total=total,
-            progress_interval=progress_interval,
+            quota_check=quota_check,
             journal=journal,
+        )
+
+    def bulk_load(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        options: LoadOptions,
+        *,
+        operation: str | None = None,
+        total: int | None = None,
+        quota_check: bool = False,
+        journal: Journal | None = None,
+    ) -> BulkLoad:
+        """:meth:`iter_insert_many` with its options as one :class:`LoadOptions` (for the operators)."""
+        operation = self.operation_for(operation)
+        load = BulkLoad(
+            self.client, operation, check_module(module), records, options, total=total, journal=journal
         )
         if quota_check:
             self._check_quota(operation, load)
@@ -213,12 +234,14 @@ class WolkvoxHook(BaseHook):
         :param batch_size: records per ``insertMany.php`` call (1 to 10,000).
         :param single: one ``insert.php`` call per record, for modules where batches are not wanted.
         :param max_in_flight: requests in flight at once, 1 or 2 (the CRM's limit per token).
-        :param dedupe_field: a field unique per record: records whose outcome is unknown are looked
-            up by it and re-sent only when absent (one extra call each).
+        :param dedupe_field: a field unique per record: records whose request got no answer are
+            looked up by it and re-sent only when absent (one or two calls per lost request).
         :param total: the number of records when ``records`` has no length (progress, quota check).
         :param quota_check: read the token's quota first and fail before inserting anything when
             the calls needed exceed the calls left today.
         :param progress_interval: seconds between progress lines in the log.
+        :raises WolkvoxInputError: a bad record; for a lazy input found mid-load, the error's
+            ``results`` holds the results of every record before it.
         """
         load = self.iter_insert_many(
             module,
@@ -232,7 +255,13 @@ class WolkvoxHook(BaseHook):
             quota_check=quota_check,
             progress_interval=progress_interval,
         )
-        return InsertManyResult(list(load), load.summary)
+        results: list[RecordResult] = []
+        try:
+            results.extend(load)
+        except WolkvoxInputError as error:
+            error.results = results
+            raise
+        return InsertManyResult(results, load.summary)
 
     def query(
         self, module: str, field: str, value: Any, *, operation: str | None = None
@@ -277,16 +306,23 @@ class WolkvoxHook(BaseHook):
         needed = load.calls_needed
         if needed is None:
             raise WolkvoxInputError("quota_check needs the number of records: pass total= for this input")
+        reserve = settle_reserve(needed) if load.options.dedupe_field else 0
         info = self.client.token_info(operation)
-        if needed > info.calls_left:
+        if needed + reserve > info.calls_left:
             reset = (
                 "" if info.hours_to_reset is None else f"; the count restarts in {info.hours_to_reset:g} h"
             )
             raise WolkvoxQuotaExceededError(
-                f"wolkvox quota check: loading {load.total} records needs {needed} calls but only "
-                f"{info.calls_left} of {info.token_limit} are left today{reset}; nothing was sent"
+                f"wolkvox quota check: loading {load.total} records needs {needed} calls, plus {reserve} "
+                f"kept for settling lost answers, but only {info.calls_left} of {info.token_limit} are "
+                f"left today{reset}; nothing was sent"
             )
-        self.log.info("wolkvox quota check: %d calls needed, %d left today", needed, info.calls_left)
+        self.log.info(
+            "wolkvox quota check: %d calls needed (plus %d kept for settling lost answers), %d left today",
+            needed,
+            reserve,
+            info.calls_left,
+        )
 
 
 def check_module(module: Any) -> str:

@@ -15,7 +15,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client import LoadSummary, RecordResult, RecordStatus
-from airflow_provider_wolkvox.client.bulk import DEFAULT_BATCH_SIZE, BulkLoad, check_load_options
+from airflow_provider_wolkvox.client.bulk import BulkLoad
+from airflow_provider_wolkvox.client.options import DEFAULT_BATCH_SIZE, LoadOptions
 from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
@@ -140,17 +141,13 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
         super().__init__(**kwargs)
         if (records is None) == (records_path is None):
             raise ValueError("give exactly one of records and records_path")
-        check_load_options(batch_size, max_in_flight)
+        self.load_options = LoadOptions(batch_size, single, max_in_flight, dedupe_field)
         self.module = module
         self.records = records
         self.records_path = records_path
         self.results_path = results_path
         self.operation = operation
         self.wolkvox_conn_id = wolkvox_conn_id
-        self.batch_size = batch_size
-        self.single = single
-        self.max_in_flight = max_in_flight
-        self.dedupe_field = dedupe_field
         self.max_failed_records = max_failed_records
         self.quota_check = quota_check
         self.failed_records_limit = failed_records_limit
@@ -165,14 +162,11 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
                 total = check_records_file(self.records_path)
                 records = (record for _, record in read_records(self.records_path))
             journal = task_state_journal(context, self.log)
-            load = hook.iter_insert_many(
+            load = hook.bulk_load(
                 self.module,
                 records,
+                self.load_options,
                 operation=self.operation,
-                batch_size=self.batch_size,
-                single=self.single,
-                max_in_flight=self.max_in_flight,
-                dedupe_field=self.dedupe_field,
                 total=total,
                 quota_check=self.quota_check,
                 journal=journal,
@@ -183,8 +177,6 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
         self._lineage = LineageTarget(hook.client.base_url, load.operation, load.module, summary.created)
         context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
         self._fail_if_too_many(load, failed, resumable=journal is not None)
-        if journal is not None:
-            journal.finish()
         if self.records_path is None:
             return ids
         return {**summary.as_dict(), "results_path": self.results_path}

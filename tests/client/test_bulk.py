@@ -9,7 +9,14 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import BulkLoad, RecordResult, RecordStatus, RetryPolicy, WolkvoxClient
+from airflow_provider_wolkvox.client import (
+    BulkLoad,
+    LoadOptions,
+    RecordResult,
+    RecordStatus,
+    RetryPolicy,
+    WolkvoxClient,
+)
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError, WolkvoxQuotaExceededError
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
 from tests.conftest import OPERATION, TOKEN
@@ -33,8 +40,8 @@ def client(server: FakeWolkvoxServer) -> Iterator[WolkvoxClient]:
         yield wolkvox
 
 
-def load(client: WolkvoxClient, records: object, **options: object) -> BulkLoad:
-    return BulkLoad(client, OPERATION, "contacts", records, **options)  # type: ignore[arg-type]
+def load(client: WolkvoxClient, records: object, total: int | None = None, **options: object) -> BulkLoad:
+    return BulkLoad(client, OPERATION, "contacts", records, LoadOptions(**options), total=total)  # type: ignore[arg-type]
 
 
 def stored_ids(server: FakeWolkvoxServer) -> list[str]:

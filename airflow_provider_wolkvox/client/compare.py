@@ -1,0 +1,62 @@
+"""Whether a value the CRM holds is the value we sent, read by the provider's own value rules.
+
+The CRM may give a value back in another form than it was written: numbers as strings, typed fields
+(address, currency, telephone, search) as objects around a ``value``, empty fields as "" or null.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+
+def same_value(ours: Any, theirs: Any) -> bool:
+    """True when the CRM's ``theirs`` holds what the prepared value ``ours`` writes.
+
+    Typed fields compare by their ``value`` (and ``value_id``, for a search field); a number
+    equals the same number written as a string; "" and null are both empty; strings compare
+    stripped of surrounding blanks; lists and objects item by item.
+    """
+    ours, theirs = _unwrap(ours), _unwrap(theirs)
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(same_value(ours[key], theirs[key]) for key in ours)
+    if isinstance(ours, (list, tuple)) and isinstance(theirs, (list, tuple)):
+        return len(ours) == len(theirs) and all(map(same_value, ours, theirs))
+    if _empty(ours) or _empty(theirs):
+        return _empty(ours) and _empty(theirs)
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return ours is theirs
+    if _is_number(ours) or _is_number(theirs):
+        return _number(ours) is not None and _number(ours) == _number(theirs)
+    if isinstance(ours, str) and isinstance(theirs, str):
+        return ours.strip() == theirs.strip()
+    return bool(ours == theirs)
+
+
+def _unwrap(value: Any) -> Any:
+    """A typed field's value (with the id it points at, for a search field); other values as they are."""
+    if isinstance(value, dict) and "value" in value and ("type" in value or "value_id" in value):
+        inner = value["value"]
+        return inner if value.get("value_id") is None else {"value": inner, "value_id": value["value_id"]}
+    return value
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> Decimal | None:
+    """``value`` as a number, when it is one or is written as one ("6700", " 6700.0 ")."""
+    if _is_number(value):
+        return Decimal(str(value))
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
+    return None

@@ -1,0 +1,254 @@
+"""Sending records: one request per batch (or per record), noted in the journal, its outcome read.
+
+A batch refused for its records is split until the bad records stand alone; records whose request
+left without an answer are settled (see ``settle.py``) and the absent ones sent again; a refusal
+no retry can fix (spent quota, refused token, a refused request) stops every later request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client.client import WolkvoxClient
+from airflow_provider_wolkvox.client.journal import Journal
+from airflow_provider_wolkvox.client.options import LoadOptions
+from airflow_provider_wolkvox.client.records import PreparedRecord
+from airflow_provider_wolkvox.client.results import RecordResult, RecordStatus
+from airflow_provider_wolkvox.client.settle import Settler
+from airflow_provider_wolkvox.exceptions import (
+    WolkvoxBadRequestError,
+    WolkvoxError,
+    WolkvoxOutcomeUnknownError,
+)
+
+log = logging.getLogger(__name__)
+
+# Answers that refuse the request itself, not a record in it: splitting the batch cannot help.
+_REQUEST_LEVEL_MESSAGES = frozenset({api.MSG_MISSING_PARAMETERS, api.MSG_UNKNOWN_API})
+# 400 may refuse a record; the other 4xx (404, 405, 412, 416, 417, ...) refuse the request.
+_RECORD_LEVEL_STATUS = 400
+# Rounds of "settle, then send again what is absent" for records whose answers keep getting lost.
+SETTLE_ROUNDS = 3
+
+
+class Sender:
+    """Sends the records of one load and says what became of each; shared by the load's threads.
+
+    :param journal: notes each request before it goes out and its outcome after.
+    """
+
+    def __init__(
+        self,
+        client: WolkvoxClient,
+        operation: str,
+        module: str,
+        options: LoadOptions,
+        journal: Journal | None = None,
+    ) -> None:
+        self.client = client
+        self.operation = operation
+        self.module = module
+        self.options = options
+        self.journal = journal
+        self.settler = (
+            Settler(client, operation, module, options.dedupe_field) if options.dedupe_field else None
+        )
+        #: The refusal that stopped sending (spent quota, refused token, CRM unavailable), if any.
+        self.stop_error: WolkvoxError | None = None
+        self._stop_lock = threading.Lock()
+
+    def send(self, records: Sequence[PreparedRecord], attempt: int = 1) -> list[RecordResult]:
+        """Insert ``records``; one result each, in their order."""
+        if self.options.single:
+            return [result for record in records for result in self._outcome([record], attempt)]
+        return self._outcome(records, attempt)
+
+    def settle(self, records: Sequence[PreparedRecord], sent_at: float, until: float) -> list[RecordResult]:
+        """Settle records an earlier try left in doubt (its request was sent at ``sent_at``)."""
+        error = WolkvoxOutcomeUnknownError(
+            "an earlier try of this load was sending these records when it stopped; "
+            "they may or may not be in the CRM"
+        )
+        direct, absent = self._settled(records, error, sent_at, until, attempt=1)
+        self._note(None, records, direct, sent_at)
+        return self._merge(direct, self.send(absent, 2) if absent else [])
+
+    def _outcome(self, records: Sequence[PreparedRecord], attempt: int) -> list[RecordResult]:
+        outcome = self._request(records, attempt)
+        return (
+            self._isolate(records, outcome, attempt)
+            if isinstance(outcome, WolkvoxBadRequestError)
+            else outcome
+        )
+
+    def _isolate(
+        self,
+        records: Sequence[PreparedRecord],
+        error: WolkvoxBadRequestError,
+        attempt: int,
+        dense: bool = False,
+    ) -> list[RecordResult]:
+        """Create the good records of a batch refused for some of them; reject the bad ones.
+
+        Halving finds a few bad records in about 2·log2(n) calls. Where they are dense (both halves
+        refused twice running, e.g. a file loaded again into a module with a unique field), one call
+        per record is cheaper, so the cost stays near n calls, never 2n.
+        """
+        log.info(
+            "wolkvox refused a batch of %d records (%s); splitting it to isolate the rejected records, "
+            "at the cost of extra calls",
+            len(records),
+            error.msg,
+        )
+        half = len(records) // 2
+        parts = (records[:half], records[half:])
+        outcomes = [self._request(part, attempt) for part in parts]
+        both_refused = all(isinstance(outcome, WolkvoxBadRequestError) for outcome in outcomes)
+        if both_refused and dense:
+            return [result for record in records for result in self._outcome([record], attempt)]
+        results: list[RecordResult] = []
+        for part, outcome in zip(parts, outcomes, strict=True):
+            if isinstance(outcome, WolkvoxBadRequestError):
+                results += self._isolate(part, outcome, attempt, dense=both_refused)
+            else:
+                results += outcome
+        return results
+
+    def _request(
+        self, records: Sequence[PreparedRecord], attempt: int
+    ) -> list[RecordResult] | WolkvoxBadRequestError:
+        """One call for ``records``; a batch of several refused for its records comes back as the error."""
+        if self.stop_error is not None:
+            return _results(records, RecordStatus.NOT_SENT, self.stop_error)
+        number, sent_at = self.journal.sending(_keys(records)) if self.journal else (None, time.time())
+        absent: list[PreparedRecord] = []
+        refusal: WolkvoxBadRequestError | None = None
+        try:
+            ids = self._call(records)
+        except WolkvoxBadRequestError as error:
+            if not self.options.single and _refuses_the_request(error):
+                direct = self._stopped(records, error)
+            else:
+                direct = _results(records, RecordStatus.REJECTED, error)
+                refusal = error if len(records) > 1 else None
+        except WolkvoxOutcomeUnknownError as error:
+            direct, absent = self._settled(records, error, sent_at, time.time(), attempt)
+        except WolkvoxError as error:
+            direct = self._stopped(records, error)
+        else:
+            direct = self._created(records, ids, sent_at)
+        self._note(number, records, direct, sent_at)
+        if refusal is not None:
+            return refusal
+        if absent:
+            log.info(
+                "wolkvox: %d record(s) of unknown outcome are not in the CRM; sending them again", len(absent)
+            )
+            return self._merge(direct, self.send(absent, attempt + 1))
+        return direct
+
+    def _call(self, records: Sequence[PreparedRecord]) -> list[str] | None:
+        if self.options.single:
+            return [self.client.insert(self.operation, self.module, records[0].fields)]
+        body = b'{"operation":%s,"module":%s,"fields":[%s]}' % (
+            _json_text(self.operation),
+            _json_text(self.module),
+            b",".join(record.body for record in records),
+        )
+        return self.client.insert_batch(self.module, body, len(records))
+
+    def _created(
+        self, records: Sequence[PreparedRecord], ids: list[str] | None, sent_at: float
+    ) -> list[RecordResult]:
+        if ids is None:
+            return _results(records, RecordStatus.CREATED_ID_UNKNOWN)
+        if self.settler is not None:
+            self.settler.remember(records[0], ids[0], sent_at, time.time())
+        return [RecordResult(r.index, RecordStatus.CREATED, i) for r, i in zip(records, ids, strict=True)]
+
+    def _settled(
+        self,
+        records: Sequence[PreparedRecord],
+        error: WolkvoxError,
+        sent_at: float,
+        until: float,
+        attempt: int,
+    ) -> tuple[list[RecordResult], list[PreparedRecord]]:
+        """Records of unknown outcome as found (created), absent (to send again) or still unknown."""
+        if self.settler is None or attempt >= SETTLE_ROUNDS or self.stop_error is not None:
+            return _results(records, RecordStatus.OUTCOME_UNKNOWN, error), []
+        try:
+            settlement = self.settler.settle(records, sent_at, until)
+        except WolkvoxError as refusal:  # a spent quota or refused token refuses every call after it
+            self._stop(refusal)
+            return _results(records, RecordStatus.OUTCOME_UNKNOWN, error), []
+        absent = {record.index for record in settlement.absent}
+        direct = [
+            RecordResult(r.index, RecordStatus.CREATED, settlement.found[r.index])
+            if r.index in settlement.found
+            else _result(
+                r, RecordStatus.NOT_SENT if r.index in absent else RecordStatus.OUTCOME_UNKNOWN, error
+            )
+            for r in records
+        ]
+        return direct, settlement.absent
+
+    def _note(
+        self,
+        number: int | None,
+        records: Sequence[PreparedRecord],
+        results: list[RecordResult],
+        sent_at: float,
+    ) -> None:
+        if self.journal is not None:
+            self.journal.settled(number, zip(_keys(records), results, strict=True), sent_at)
+
+    @staticmethod
+    def _merge(direct: list[RecordResult], again: list[RecordResult]) -> list[RecordResult]:
+        """``direct`` with the results of the records sent again in place of theirs."""
+        resent = {result.index: result for result in again}
+        return [resent.get(result.index, result) for result in direct]
+
+    def _stopped(self, records: Sequence[PreparedRecord], error: WolkvoxError) -> list[RecordResult]:
+        self._stop(error)
+        return _results(records, RecordStatus.NOT_SENT, error)
+
+    def _stop(self, error: WolkvoxError) -> None:
+        with self._stop_lock:  # both sending threads may meet the same refusal
+            if self.stop_error is None:
+                self.stop_error = error
+
+
+def _result(record: PreparedRecord, status: RecordStatus, error: WolkvoxError | None = None) -> RecordResult:
+    if error is None:
+        return RecordResult(record.index, status)
+    # An unknown outcome keeps the whole explanation; a refusal, the server's own words.
+    msg = str(error) if status is RecordStatus.OUTCOME_UNKNOWN else error.msg or str(error)
+    return RecordResult(record.index, status, error=error.error, msg=msg, cause=error)
+
+
+def _results(
+    records: Sequence[PreparedRecord], status: RecordStatus, error: WolkvoxError | None = None
+) -> list[RecordResult]:
+    return [_result(record, status, error) for record in records]
+
+
+def _refuses_the_request(error: WolkvoxBadRequestError) -> bool:
+    """True when a 4xx refuses the request itself rather than a record in it."""
+    if error.status_code is not None and error.status_code != _RECORD_LEVEL_STATUS:
+        return True
+    return (error.msg or "").strip().upper() in _REQUEST_LEVEL_MESSAGES
+
+
+def _keys(records: Sequence[PreparedRecord]) -> list[str]:
+    """The content keys of records of a journalled load (every such record has one)."""
+    return [str(record.key) for record in records]
+
+
+def _json_text(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).encode()

@@ -1,0 +1,234 @@
+"""Settling records whose request may have left without an answer: are they in the CRM or not?
+
+Records are recognised by ``dedupe_field``. The records of one lost request are settled together:
+one ``queryDates.php`` window around the request's send time (paged forward while an answer holds
+as many records as the limit) shows every record the CRM created then, and each of ours is found
+there, or is absent if the window was read whole. The window is placed on the CRM's clock, whose
+time zone and drift are not public: :class:`CrmClock` learns the offset from a record of this load
+whose creation time the CRM reports (one ``query.php`` call per load), and every window is widened
+by ``CLOCK_MARGIN``. Per-record ``query.php`` look-ups are the fallback: for a request of one
+record, when the clock cannot be learned, when the window cannot be read whole (more records than
+the limit in one second of it) or when ``queryDates.php`` is refused.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client.client import WolkvoxClient
+from airflow_provider_wolkvox.client.compare import same_value
+from airflow_provider_wolkvox.client.records import PreparedRecord
+from airflow_provider_wolkvox.exceptions import WolkvoxBadRequestError, WolkvoxError
+
+log = logging.getLogger(__name__)
+
+#: Seconds every window is widened by, on both sides, for drift between the worker's and the CRM's clock.
+CLOCK_MARGIN = 2.0
+#: Tries of a record's look-up when the look-up itself fails.
+LOOKUP_ROUNDS = 3
+
+
+@dataclass
+class Settlement:
+    """What the CRM holds of records of unknown outcome."""
+
+    #: Records found, by input index: their ids.
+    found: dict[int, str] = field(default_factory=dict)
+    #: Records certainly not in the CRM: safe to send again.
+    absent: list[PreparedRecord] = field(default_factory=list)
+    #: Records that could not be settled (no dedupe value, look-ups that kept failing).
+    unknown: list[PreparedRecord] = field(default_factory=list)
+    #: Records whose look-up failed this round (tried again by :meth:`Settler.settle`).
+    failed: list[PreparedRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A record this load created, with when its request went out and came back (worker clock)."""
+
+    value: Any
+    wolkvox_id: str
+    sent_at: float
+    answered_at: float
+
+
+class CrmClock:
+    """The offset of the CRM's clock: its wall time read as UTC, minus the worker's epoch time, in seconds.
+
+    Known as an interval, narrowed by each record whose creation time is bracketed by its request.
+    """
+
+    def __init__(self) -> None:
+        self.low: float | None = None
+        self.high: float | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.low is not None
+
+    def observe(self, created: Any, sent_at: float, answered_at: float) -> bool:
+        """Learn from a record created between ``sent_at`` and ``answered_at``; False if unreadable."""
+        try:
+            crm = calendar.timegm(time.strptime(str(created), api.CRM_DATETIME_FORMAT))
+        except ValueError:
+            return False
+        # The CRM's seconds are truncated: the record was created within [crm, crm + 1).
+        low, high = crm - answered_at, crm + 1 - sent_at
+        if self.low is None or self.high is None or low > self.high or high < self.low:
+            self.low, self.high = low, high  # the first reading, or the CRM's clock moved
+        else:
+            self.low, self.high = max(self.low, low), min(self.high, high)
+        return True
+
+    def window(self, sent_at: float, until: float) -> tuple[float, float]:
+        """CRM-clock seconds (as UTC epoch) in which a request sent then may have created records."""
+        if self.low is None or self.high is None:
+            raise ValueError("the CRM's clock is not known yet")
+        return math.floor(sent_at + self.low - CLOCK_MARGIN), math.ceil(until + self.high + CLOCK_MARGIN)
+
+
+class Settler:
+    """Settles the records of lost requests of one load by ``dedupe_field``.
+
+    :param client: the load's client; every look-up is a call of the quota.
+    """
+
+    def __init__(self, client: WolkvoxClient, operation: str, module: str, dedupe_field: str) -> None:
+        self.client = client
+        self.operation = operation
+        self.module = module
+        self.dedupe_field = dedupe_field
+        self.clock = CrmClock()
+        #: The latest record this load created with a dedupe value, to learn the clock from.
+        self.reference: Reference | None = None
+        self._windows_refused = False
+
+    def remember(self, record: PreparedRecord, wolkvox_id: str, sent_at: float, answered_at: float) -> None:
+        """Keep ``record``, created by a request sent and answered then, as the clock's reference."""
+        if not self.clock.known and not _empty(record.fields.get(self.dedupe_field)):
+            self.reference = Reference(record.fields[self.dedupe_field], wolkvox_id, sent_at, answered_at)
+
+    def settle(self, records: Sequence[PreparedRecord], sent_at: float, until: float) -> Settlement:
+        """Find in the CRM the ``records`` of one request sent at ``sent_at`` and given up at ``until``.
+
+        :raises WolkvoxError: a fail-fast refusal of a look-up (spent quota, refused token).
+        """
+        settlement = Settlement()
+        keyed: list[PreparedRecord] = []
+        for record in records:
+            (settlement.unknown if _empty(record.fields.get(self.dedupe_field)) else keyed).append(record)
+        if len(keyed) > 1 and not self._windows_refused:
+            if not self.clock.known:
+                keyed = self._learn_clock(keyed, sent_at, until, settlement)
+            if self.clock.known and keyed:
+                window = self._read_window(*self.clock.window(sent_at, until), pages=max(1, len(keyed) // 2))
+                if window is not None:
+                    for record in keyed:
+                        self._match(record, window, settlement)
+                    return settlement
+        for record in keyed:
+            self._look_up(record, settlement)
+        for _ in range(LOOKUP_ROUNDS - 1):
+            retry, settlement.failed = settlement.failed, []
+            for record in retry:
+                self._look_up(record, settlement)
+        settlement.unknown += settlement.failed
+        return settlement
+
+    def _learn_clock(
+        self, keyed: list[PreparedRecord], sent_at: float, until: float, settlement: Settlement
+    ) -> list[PreparedRecord]:
+        """Read the CRM's clock off the reference record, else off the first lost record; return the rest."""
+        reference = self.reference
+        if reference is not None:
+            for match in self._query(reference.value) or ():
+                if match.get(api.ID_FIELD) == reference.wolkvox_id:
+                    self.clock.observe(
+                        match.get(api.CREATED_AT_FIELD), reference.sent_at, reference.answered_at
+                    )
+            if self.clock.known:
+                return keyed
+        first, rest = keyed[0], keyed[1:]
+        matches = self._look_up(first, settlement)
+        if matches:
+            self.clock.observe(matches[0].get(api.CREATED_AT_FIELD), sent_at, until)
+        return rest
+
+    def _read_window(self, start: float, end: float, *, pages: int) -> list[dict[str, Any]] | None:
+        """Every record created from ``start`` to ``end`` (CRM clock); None when it cannot be read whole."""
+        found: dict[Any, dict[str, Any]] = {}
+        for _ in range(pages):
+            try:
+                page = self.client.query_dates(self.operation, self.module, _crm_text(start), _crm_text(end))
+            except WolkvoxBadRequestError as error:
+                log.warning("wolkvox queryDates.php refused (%s); settling by per-record look-ups", error)
+                self._windows_refused = True
+                return None
+            except WolkvoxError as error:
+                if error.fail_fast:
+                    raise
+                log.warning("wolkvox: could not read the CRM's records around a lost request: %s", error)
+                return None
+            found.update((record.get(api.ID_FIELD), record) for record in page)
+            if len(page) < api.QUERY_DATES_LIMIT:
+                return list(found.values())
+            # Full: maybe truncated. Ask again from the newest second seen (it is read again whole).
+            seconds = [_crm_seconds(record.get(api.CREATED_AT_FIELD)) for record in page]
+            newest = max((second for second in seconds if second is not None), default=None)
+            if newest is None or newest <= start:
+                return None  # one second holds more records than an answer can: not readable whole
+            start = newest
+        return None
+
+    def _match(self, record: PreparedRecord, window: list[dict[str, Any]], settlement: Settlement) -> None:
+        value = record.fields[self.dedupe_field]
+        for candidate in window:
+            if same_value(value, candidate.get(self.dedupe_field)) and candidate.get(api.ID_FIELD):
+                settlement.found[record.index] = str(candidate[api.ID_FIELD])
+                return
+        settlement.absent.append(record)
+
+    def _look_up(self, record: PreparedRecord, settlement: Settlement) -> list[dict[str, Any]] | None:
+        """Settle ``record`` with one ``query.php`` call; return the matches (None when it failed)."""
+        value = record.fields[self.dedupe_field]
+        matches = self._query(value)
+        if matches is None:
+            settlement.failed.append(record)
+            return None
+        matches = [m for m in matches if m.get(api.ID_FIELD) and same_value(value, m.get(self.dedupe_field))]
+        if matches:
+            settlement.found[record.index] = str(matches[0][api.ID_FIELD])
+        else:
+            settlement.absent.append(record)
+        return matches
+
+    def _query(self, value: Any) -> list[dict[str, Any]] | None:
+        try:
+            return self.client.query(self.operation, self.module, self.dedupe_field, value)
+        except WolkvoxError as error:
+            if error.fail_fast and not isinstance(error, WolkvoxBadRequestError):
+                raise
+            log.warning("wolkvox: could not look up a record of unknown outcome: %s", error)
+            return None
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def _crm_text(seconds: float) -> str:
+    return time.strftime(api.CRM_DATETIME_FORMAT, time.gmtime(seconds))
+
+
+def _crm_seconds(text: Any) -> int | None:
+    try:
+        return calendar.timegm(time.strptime(str(text), api.CRM_DATETIME_FORMAT))
+    except ValueError:
+        return None
