@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_wolkvox import sources
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.sources import (
     MAX_CSV_CELL,
@@ -155,11 +156,14 @@ def test_a_cell_over_16_mib_is_refused_naming_its_line(tmp_path: Path) -> None:
 def test_a_raised_cell_limit_is_never_lowered(tmp_path: Path) -> None:
     path = write(tmp_path, "notes.csv", b"Nombre\nAna\n")
     before = csv.field_size_limit(MAX_CSV_CELL * 2)
+    # The limit is raised once per process: forget that it was, so that this read decides again.
+    sources._allow_large_csv_cells.cache_clear()
     try:
         assert list(read_records(path)) == [(2, {"Nombre": "Ana"})]
         assert csv.field_size_limit() == MAX_CSV_CELL * 2
     finally:
         csv.field_size_limit(before)
+        sources._allow_large_csv_cells.cache_clear()
 
 
 @pytest.mark.parametrize(
