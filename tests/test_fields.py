@@ -199,90 +199,99 @@ def test_large_decimals_within_the_limits_become_numbers() -> None:
 
 
 LONE_SURROGATE = (
-    "record 5: field 'Nombre': cannot be sent as UTF-8: it holds '\\ud800', a surrogate code point"
+    "field 'Nombre': cannot be sent as UTF-8: it holds '\\ud800', a surrogate code point"
     " that is not valid Unicode text"
 )
+# (fields, error message after "record 5: ", error field). These pass prepare_fields (the fast path
+# for plain values takes the first ones): encoding is the authority.
+PREPARED_BUT_UNENCODABLE = [
+    pytest.param({"Email": "a@x.co", "Nombre": "Ana \ud800"}, LONE_SURROGATE, "Nombre", id="value"),
+    pytest.param(
+        {"Email": "a@x.co", "Nombre": {"type": "table", "value": [{"Ropa": "\ud800"}]}},
+        LONE_SURROGATE,
+        "Nombre",
+        id="nested-value",
+    ),
+    pytest.param(
+        {"Email": "a@x.co", "Ciudad\udcff": "Bogotá"},
+        "field 'Ciudad\\udcff': the field name cannot be sent as UTF-8: it holds '\\udcff',"
+        " a surrogate code point that is not valid Unicode text",
+        "'Ciudad\\udcff'",
+        id="field-name",
+    ),
+    pytest.param(
+        {"Email": "a@x.co", "Tabla": {"type": "table", "value": [{"Ropa\ud83d": 1}]}},
+        "field 'Tabla': cannot be sent as UTF-8: it holds '\\ud83d', a surrogate code point"
+        " that is not valid Unicode text",
+        "Tabla",
+        id="nested-key",
+    ),
+    pytest.param(
+        {"Email": "a@x.co", "Puntos": 10**5000},
+        "field 'Puntos': cannot be encoded as JSON: Exceeds the limit (4300 digits) for integer"
+        " string conversion; use sys.set_int_max_str_digits() to increase the limit",
+        "Puntos",
+        id="long-int",
+    ),
+]
+# What prepare_fields refuses first, given to encode_fields unprepared.
+UNPREPARED = [
+    pytest.param(
+        {"Peso": float("nan")},
+        "field 'Peso': cannot be encoded as JSON: Out of range float values are not JSON compliant",
+        "Peso",
+        id="nan",
+    ),
+    pytest.param(
+        {"Foto": b"x"},
+        "field 'Foto': cannot be encoded as JSON: Object of type bytes is not JSON serializable",
+        "Foto",
+        id="bytes",
+    ),
+    pytest.param(
+        {"Tabla": nested(5_000)},
+        "field 'Tabla': cannot be encoded as JSON: nested too deeply",
+        "Tabla",
+        id="deep",
+    ),
+    pytest.param(
+        {"Tabla": {(1, 2): "x"}},
+        "field 'Tabla': cannot be encoded as JSON: keys must be str, int, float, bool or None, not tuple",
+        "Tabla",
+        id="bad-nested-key",
+    ),
+    pytest.param(
+        {(1, 2): "x"},
+        "field (1, 2): the field name cannot be encoded as JSON: keys must be str, int, float, bool or"
+        " None, not tuple",
+        "(1, 2)",
+        id="bad-key",
+    ),
+]
 
 
-@pytest.mark.parametrize(
-    ("fields", "message", "field"),
-    [
-        ({"Email": "a@x.co", "Nombre": "Ana \ud800"}, LONE_SURROGATE, "Nombre"),
-        (
-            {"Email": "a@x.co", "Nombre": {"type": "table", "value": [{"Ropa": "\ud800"}]}},
-            LONE_SURROGATE,
-            "Nombre",
-        ),
-        (
-            {"Email": "a@x.co", "Ciudad\udcff": "Bogotá"},
-            "record 5: field 'Ciudad\\udcff': the field name cannot be sent as UTF-8: it holds '\\udcff',"
-            " a surrogate code point that is not valid Unicode text",
-            "'Ciudad\\udcff'",
-        ),
-        (
-            {"Email": "a@x.co", "Tabla": {"type": "table", "value": [{"Ropa\ud83d": 1}]}},
-            "record 5: field 'Tabla': cannot be sent as UTF-8: it holds '\\ud83d', a surrogate code point"
-            " that is not valid Unicode text",
-            "Tabla",
-        ),
-        (
-            {"Email": "a@x.co", "Puntos": 10**5000},
-            "record 5: field 'Puntos': cannot be encoded as JSON: Exceeds the limit (4300 digits) for integer"
-            " string conversion; use sys.set_int_max_str_digits() to increase the limit",
-            "Puntos",
-        ),
-    ],
-    ids=["value", "nested-value", "field-name", "nested-key", "long-int"],
-)
-def test_values_that_cannot_be_encoded_are_refused_naming_the_record_and_the_field(
+@pytest.mark.parametrize(("fields", "message", "field"), PREPARED_BUT_UNENCODABLE + UNPREPARED)
+def test_encode_fields_refuses_what_cannot_be_encoded_naming_the_record_and_the_field(
     fields: dict[str, Any], message: str, field: str
 ) -> None:
-    # These pass prepare_fields (the fast path for plain values); encoding is the authority.
     with pytest.raises(WolkvoxInputError) as raised:
-        prepare_record(fields, record=5)
-    assert str(raised.value) == message
+        encode_fields(fields, record=5)
+    assert str(raised.value) == f"record 5: {message}"
     assert (raised.value.record, raised.value.field) == (5, field)
     assert raised.value.__cause__ is None
-    with pytest.raises(WolkvoxInputError) as direct:
-        encode_fields(prepare_fields(fields, record=5), record=5)
-    assert (str(direct.value), direct.value.field) == (message, field)
+    with pytest.raises(WolkvoxInputError, match=r"^field ") as unnamed:
+        encode_fields(fields)
+    assert (unnamed.value.record, unnamed.value.field) == (None, field)
 
 
-@pytest.mark.parametrize(
-    ("fields", "message", "field"),
-    [
-        (
-            {"Peso": float("nan")},
-            "field 'Peso': cannot be encoded as JSON: Out of range float values are not JSON compliant",
-            "Peso",
-        ),
-        (
-            {"Foto": b"x"},
-            "field 'Foto': cannot be encoded as JSON: Object of type bytes is not JSON serializable",
-            "Foto",
-        ),
-        ({"Tabla": nested(5_000)}, "field 'Tabla': cannot be encoded as JSON: nested too deeply", "Tabla"),
-        (
-            {"Tabla": {(1, 2): "x"}},
-            "field 'Tabla': cannot be encoded as JSON: keys must be str, int, float, bool or None, not tuple",
-            "Tabla",
-        ),
-        (
-            {(1, 2): "x"},
-            "field (1, 2): the field name cannot be encoded as JSON: keys must be str, int, float, bool or"
-            " None, not tuple",
-            "(1, 2)",
-        ),
-    ],
-    ids=["nan", "bytes", "deep", "bad-nested-key", "bad-key"],
-)
-def test_encode_fields_refuses_what_json_refuses_on_unprepared_input(
+@pytest.mark.parametrize(("fields", "message", "field"), PREPARED_BUT_UNENCODABLE)
+def test_prepare_record_refuses_prepared_values_that_cannot_be_encoded(
     fields: dict[str, Any], message: str, field: str
 ) -> None:
+    assert prepare_fields(fields, record=5) == fields
     with pytest.raises(WolkvoxInputError) as raised:
-        encode_fields(fields)
-    assert str(raised.value) == message
-    assert (raised.value.record, raised.value.field) == (None, field)
+        prepare_record(fields, record=5)
+    assert (str(raised.value), raised.value.record, raised.value.field) == (f"record 5: {message}", 5, field)
 
 
 NORMAL_RECORDS: list[dict[str, Any]] = [
