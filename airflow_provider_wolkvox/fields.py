@@ -149,14 +149,6 @@ def prepare_fields(fields: Any, *, record: int | str | None = None) -> dict[str,
     return prepared
 
 
-def prepare_record(fields: Any, *, record: int | str | None = None) -> tuple[dict[str, Any], bytes]:
-    """Check one record and encode it as a request will carry it: the prepared fields and their JSON."""
-    import json
-
-    prepared = prepare_fields(fields, record=record)
-    return prepared, json.dumps(prepared, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def to_json_value(value: Any) -> Any:
     """Convert ``value`` by the module's rule.
 

@@ -62,7 +62,7 @@ from _harness import (
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client import BulkLoad, RecordStatus, WolkvoxClient
-from airflow_provider_wolkvox.client.client import encode_body
+from airflow_provider_wolkvox.fields import encode_json
 from airflow_provider_wolkvox.sources import check_records_file, read_records
 
 THROUGHPUT_TARGET = 0.90
@@ -235,13 +235,13 @@ def throughput(server: ServerProcess, args: argparse.Namespace) -> bool:
     batch_trip = bare_round_trip(
         server.url,
         api.INSERT_MANY_PATH,
-        encode_body({"operation": OPERATION, "module": MODULE, "fields": records[: args.batch_size]}),
+        encode_json({"operation": OPERATION, "module": MODULE, "fields": records[: args.batch_size]}),
         BARE_EXCHANGES,
     )
     single_trip = bare_round_trip(
         server.url,
         api.INSERT_PATH,
-        encode_body({"operation": OPERATION, "module": MODULE, "fields": few[0]}),
+        encode_json({"operation": OPERATION, "module": MODULE, "fields": few[0]}),
         BARE_EXCHANGES,
     )
 

@@ -6,7 +6,6 @@ builds it from a Connection.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -27,6 +26,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxOutcomeUnknownError,
     WolkvoxUncertainError,
 )
+from airflow_provider_wolkvox.fields import encode_json
 
 if TYPE_CHECKING:
     import requests
@@ -40,11 +40,6 @@ DEFAULT_TIMEOUT = 60.0
 #: Seconds to wait for the TCP/TLS connection; longer waits mean the host is unreachable.
 CONNECT_TIMEOUT = 10.0
 USER_AGENT = f"airflow-provider-wolkvox/{__version__}"
-
-
-def encode_body(payload: Mapping[str, Any]) -> bytes:
-    """The JSON request body, compact and UTF-8 (field labels may carry accents)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class WolkvoxClient:
@@ -136,7 +131,7 @@ class WolkvoxClient:
 
         :raises WolkvoxOutcomeUnknownError: the record may or may not have been created.
         """
-        body = encode_body({"operation": operation, "module": module, "fields": fields})
+        body = encode_json({"operation": operation, "module": module, "fields": fields})
         return self._request(
             "POST",
             api.INSERT_PATH,
@@ -148,7 +143,7 @@ class WolkvoxClient:
         )
 
     def insert_batch(self, module: str, body: bytes, count: int) -> list[str] | None:
-        """Send an ``insertMany`` body of ``count`` records (see :func:`encode_body`).
+        """Send an ``insertMany`` body of ``count`` records (encoded by ``fields.encode_json``).
 
         :return: the new ids in input order, or None when the answer does not match them
             one-to-one (the records were created; their ids are unknown).
@@ -167,7 +162,7 @@ class WolkvoxClient:
 
         Idempotent in effect, so a lost answer is retried like a read (each try costs a call).
         """
-        body = encode_body(
+        body = encode_json(
             {"operation": operation, "module": module, api.REQUEST_ID_PARAMETER: wolkvox_id, "fields": fields}
         )
         self._request(
@@ -176,7 +171,7 @@ class WolkvoxClient:
 
     def query(self, operation: str, module: str, field: str, value: Any) -> list[dict[str, Any]]:
         """The records of ``module`` whose ``field`` matches ``value`` (one call of the quota)."""
-        body = encode_body({"operation": operation, "module": module, "field": field, "value": value})
+        body = encode_json({"operation": operation, "module": module, "field": field, "value": value})
         return self._request(
             "POST",
             api.QUERY_PATH,
@@ -193,7 +188,7 @@ class WolkvoxClient:
 
         An answer of ``limit`` records may be truncated (one call of the quota).
         """
-        body = encode_body(
+        body = encode_json(
             {"operation": operation, "module": module, "date": True, "from": start, "to": end, "limit": limit}
         )
         return self._request(

@@ -7,7 +7,6 @@ no retry can fix (spent quota, refused token, a refused request) stops every lat
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -25,6 +24,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxError,
     WolkvoxOutcomeUnknownError,
 )
+from airflow_provider_wolkvox.fields import encode_json
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,8 @@ class Sender:
         if self.options.single:
             return [self.client.insert(self.operation, self.module, records[0].fields)]
         body = b'{"operation":%s,"module":%s,"fields":[%s]}' % (
-            _json_text(self.operation),
-            _json_text(self.module),
+            encode_json(self.operation),
+            encode_json(self.module),
             b",".join(record.body for record in records),
         )
         return self.client.insert_batch(self.module, body, len(records))
@@ -248,7 +248,3 @@ def _refuses_the_request(error: WolkvoxBadRequestError) -> bool:
 def _keys(records: Sequence[PreparedRecord]) -> list[str]:
     """The content keys of records of a journalled load (every such record has one)."""
     return [str(record.key) for record in records]
-
-
-def _json_text(text: str) -> bytes:
-    return json.dumps(text, ensure_ascii=False).encode()

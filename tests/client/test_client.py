@@ -11,7 +11,6 @@ import requests_mock as rm
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client import RetryPolicy, TokenInfo, WolkvoxClient
-from airflow_provider_wolkvox.client.client import encode_body
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxAuthError,
     WolkvoxConcurrencyLimitError,
@@ -21,6 +20,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxOutcomeUnknownError,
     WolkvoxServerError,
 )
+from airflow_provider_wolkvox.fields import encode_json
 from tests.conftest import BASE_URL, OPERATION, TOKEN
 
 FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.002)
@@ -67,7 +67,7 @@ def test_insert_batch_sends_fields_as_an_array(client: WolkvoxClient, requests_m
         f"{BASE_URL}/server/API/v2/custom/insertMany.php", **ok([{"wolkvox_id": i} for i in ids])
     )
     records = [{"Nombre": f"n{n}"} for n in range(3)]
-    body = encode_body({"operation": OPERATION, "module": "leads", "fields": records})
+    body = encode_json({"operation": OPERATION, "module": "leads", "fields": records})
 
     assert client.insert_batch("leads", body, 3) == ids
     [request] = requests_mock.request_history
@@ -235,7 +235,7 @@ def test_repr_hides_the_token(client: WolkvoxClient) -> None:
 
 
 def test_body_is_utf8_json_without_ascii_escapes() -> None:
-    body = encode_body({"fields": {"Dirección": "Bogotá"}})
+    body = encode_json({"fields": {"Dirección": "Bogotá"}})
     assert body == '{"fields":{"Dirección":"Bogotá"}}'.encode()
     assert json.loads(body) == {"fields": {"Dirección": "Bogotá"}}
 
