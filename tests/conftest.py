@@ -52,6 +52,14 @@ class RecordingTaskInstance:
         self.pushed[key] = value
 
 
+def simultaneous_refusals(server: Any) -> int:
+    """Requests the fake refused for a third request in flight: none, for a client that keeps the limit."""
+    return sum(
+        entry.status == 403 and entry.fault is None and entry.module is None and entry.operation is not None
+        for entry in server.request_log
+    )
+
+
 def connection_json(host: str, *, token: str = TOKEN, **extra: object) -> str:
     """The ``AIRFLOW_CONN_*`` value of a wolkvox Connection."""
     return json.dumps(

@@ -21,7 +21,7 @@ from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
 from airflow_provider_wolkvox.operators.lineage import LineageTarget, operator_lineage
-from airflow_provider_wolkvox.sources import check_records_file, open_text, read_records
+from airflow_provider_wolkvox.sources import DEFAULT_ENCODING, check_records_file, open_text, read_records
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -105,6 +105,7 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
     :param max_failed_records: how many records may fail before the task fails.
     :param quota_check: fail before sending anything when today's quota cannot cover the load.
     :param failed_records_limit: how many failed records the ``failed_records`` XCom lists at most.
+    :param encoding: the text encoding of ``records_path`` (e.g. ``"latin-1"`` for some exports).
     :return: for ``records``, the ids in input order (None where none); for ``records_path``, a
         summary with the counts and ``results_path``.
     """
@@ -136,6 +137,7 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
         max_failed_records: int = 0,
         quota_check: bool = False,
         failed_records_limit: int = 100,
+        encoding: str = DEFAULT_ENCODING,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -151,6 +153,7 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
         self.max_failed_records = max_failed_records
         self.quota_check = quota_check
         self.failed_records_limit = failed_records_limit
+        self.encoding = encoding
 
     def execute(self, context: Context) -> list[str | None] | dict[str, Any]:
         hook = WolkvoxHook(self.wolkvox_conn_id)
@@ -159,8 +162,8 @@ class WolkvoxInsertManyOperator(_WolkvoxLineage, BaseOperator):
                 records: Iterable[Mapping[str, Any]] = sequence_argument(self.records, "records")
                 total = None
             else:
-                total = check_records_file(self.records_path)
-                records = (record for _, record in read_records(self.records_path))
+                total = check_records_file(self.records_path, encoding=self.encoding)
+                records = (record for _, record in read_records(self.records_path, encoding=self.encoding))
             journal = task_state_journal(context, self.log)
             load = hook.bulk_load(
                 self.module,

@@ -19,7 +19,7 @@ from airflow_provider_wolkvox.client import (
 )
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError, WolkvoxQuotaExceededError
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
-from tests.conftest import OPERATION, TOKEN
+from tests.conftest import OPERATION, TOKEN, simultaneous_refusals
 
 FAST_RETRIES = RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01)
 
@@ -77,6 +77,7 @@ def test_twenty_thousand_records_are_stored_once_with_ids_in_input_order(
     assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(20_000)]
     assert server.calls(api.INSERT_MANY_PATH) == 200
     assert server.max_in_flight(TOKEN) == api.MAX_IN_FLIGHT_PER_TOKEN
+    assert simultaneous_refusals(server) == 0
 
 
 def test_single_mode_sends_one_insert_per_record(server: FakeWolkvoxServer, client: WolkvoxClient) -> None:
@@ -87,7 +88,7 @@ def test_single_mode_sends_one_insert_per_record(server: FakeWolkvoxServer, clie
     assert server.calls(api.INSERT_MANY_PATH) == 0
     by_email = {record["Email"]: record["wolkvox_id"] for record in server.records("contacts")}
     assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(25)]
-    assert server.max_in_flight(TOKEN) <= api.MAX_IN_FLIGHT_PER_TOKEN
+    assert simultaneous_refusals(server) == 0
 
 
 def test_single_mode_fills_both_slots_within_one_chunk(

@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
 from example_dags.run_demo import run_dag
-from tests.conftest import OPERATION, REPO_ROOT, TOKEN
+from tests.conftest import OPERATION, REPO_ROOT, TOKEN, simultaneous_refusals
 
 pytestmark = pytest.mark.e2e
 
@@ -131,4 +131,4 @@ def test_chunked_load_dag_maps_over_chunks(fake_crm: FakeWolkvoxServer) -> None:
         by_email[f"lead{n}@example.com"] for n in range(100)
     ]
     assert outcome.values_of("collect") == [100]
-    assert fake_crm.max_in_flight(TOKEN) <= api.MAX_IN_FLIGHT_PER_TOKEN
+    assert simultaneous_refusals(fake_crm) == 0

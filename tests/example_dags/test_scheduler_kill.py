@@ -66,7 +66,6 @@ def assert_retried_to_success(stack: SchedulerStack, dag_id: str, run_id: str) -
     assert stack.task_instance(dag_id, run_id, "load")["try_number"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: a load killed after it finished is sent again")
 def test_kill_after_execute_returned_then_retry_creates_nothing_twice(
     stack: SchedulerStack, empty_crm: FakeWolkvoxServer, tmp_path: Path
 ) -> None:
