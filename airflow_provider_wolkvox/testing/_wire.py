@@ -44,3 +44,16 @@ def raw_reply(status: int, body: Mapping[str, Any] | str | bytes) -> Reply:
     if isinstance(body, Mapping):
         return json_reply(status, body)
     return Reply(status, body.encode() if isinstance(body, str) else body, HTML_CONTENT_TYPE)
+
+
+class Refusal(Exception):
+    """Ends the handling of a request with an error envelope.
+
+    :param status: the HTTP status and the envelope's ``code``.
+    :param error: the envelope's ``error``.
+    :param msg: the envelope's ``msg``.
+    """
+
+    def __init__(self, status: int, error: str, msg: str) -> None:
+        super().__init__(msg)
+        self.reply = error_reply(status, error, msg)

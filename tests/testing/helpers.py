@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from airflow_provider_wolkvox.api import (
+    CRM_DATETIME_FORMAT,
     INSERT_MANY_PATH,
     INSERT_PATH,
     QUERY_PATH,
@@ -84,6 +85,11 @@ class Api:
 def envelope(status: int, error: str, msg: object) -> dict[str, Any]:
     """The error envelope the fake sends (``msg`` may be a matcher)."""
     return {"code": status, "error": error, "msg": msg, "data": []}
+
+
+def crm_stamp(server: FakeWolkvoxServer) -> str:
+    """The CRM's time now as the CRM writes it in records."""
+    return server.crm_now().strftime(CRM_DATETIME_FORMAT)
 
 
 def wait_until(condition: Callable[[], bool]) -> None:
