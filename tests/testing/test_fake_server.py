@@ -36,17 +36,12 @@ from tests.testing.helpers import (
     OTHER_TOKEN,
     TOKEN,
     Api,
+    created_id,
     crm_stamp,
     envelope,
 )
 
 WOLKVOX_ID = re.compile(r"[0-9a-f]{24}")
-
-
-def created_id(response: requests.Response) -> str:
-    assert response.status_code == 200, response.text
-    wolkvox_id: str = response.json()["data"]["wolkvox_id"]
-    return wolkvox_id
 
 
 class TestSuccessEnvelopes:
