@@ -84,6 +84,12 @@ class FakeWolkvoxServer(FaultInjection):
     ``wolkvox_usuario_creacion``) and can inject faults. Use it as a context manager or call
     :meth:`start` and :meth:`stop`. All inspection methods are thread-safe.
 
+    Tests and benchmarks seed modules with :meth:`add_records` (past creation times, no quota) and
+    read them with :meth:`records`; the fake-only ``GET /__fake__/records`` (and the ``records``
+    command of ``python -m airflow_provider_wolkvox.testing``) lists them from another process.
+    Each request is logged at DEBUG on ``airflow_provider_wolkvox.testing``: method, path, status,
+    module, record count, fault and duration, never the token nor a field's value.
+
     :param tokens: the accepted tokens: a mapping of token to operation, or :class:`FakeToken` items;
         default ``{"demo-token": "demo"}``. The first token's operation is the default operation of
         the inspection methods.
