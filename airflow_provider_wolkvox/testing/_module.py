@@ -15,6 +15,8 @@ from airflow_provider_wolkvox.api import CREATED_AT_FIELD, ID_FIELD
 Record = dict[str, Any]
 
 _created_at = itemgetter(0)
+# An indexed field: its name, its unique values' holders and its records by value (None where absent).
+_Indexes = tuple[str, "dict[Any, str] | None", "dict[Any, dict[str, Record]] | None"]
 
 
 class InvalidRecord(ValueError):
@@ -59,6 +61,9 @@ class ModuleRecords:
         self._holders: dict[str, dict[Any, str]] = {name: {} for name in unique_fields}
         # Per queried field: value -> the records holding it, by id.
         self._by_value: dict[str, defaultdict[Any, dict[str, Record]]] = {}
+        # The indexed fields with their two indexes (None where a field has not that one).
+        self._indexed: list[_Indexes] = []
+        self._list_indexed()
 
     def check_unique(self, records: Sequence[Record], *, numbered: bool, own_id: str | None = None) -> None:
         """Refuse values of unique fields that another record holds, or that repeat within ``records``.
@@ -85,7 +90,8 @@ class ModuleRecords:
             self.by_id[record_id] = record
             self._sequence[record_id] = sequence
             keys.append((record[CREATED_AT_FIELD], sequence, record_id))
-            self._link(record, record)
+            if self._indexed:  # spares a generator per record of a batch when nothing is indexed
+                self._link(record, record)
         keys.sort()
         in_order = not (self._by_creation and keys) or self._by_creation[-1] <= keys[0]
         self._by_creation.extend(keys)
@@ -114,6 +120,7 @@ class ModuleRecords:
             for record in self.by_id.values():
                 if name in record:
                     by_value[comparable(record[name])][record[ID_FIELD]] = record
+            self._list_indexed()
         found = by_value.get(comparable(value), {})
         return sorted(found.values(), key=lambda record: self._sequence[record[ID_FIELD]])
 
@@ -123,17 +130,20 @@ class ModuleRecords:
         last = min(bisect_right(self._by_creation, end, key=_created_at), first + limit)
         return [self.by_id[record_id] for _, _, record_id in self._by_creation[first:last]]
 
-    def _indexes(
-        self, record: Record, names: Container[str]
-    ) -> Iterator[tuple[dict[Any, str] | None, dict[Any, dict[str, Record]] | None, Any]]:
-        """Yield (unique holders, records by value, key) for the indexed fields of ``names`` in ``record``."""
-        for name in self._holders.keys() | self._by_value.keys():
-            if name in names and name in record:
-                yield self._holders.get(name), self._by_value.get(name), comparable(record[name])
+    def _list_indexed(self) -> None:
+        """List the indexed fields once, rather than on every change of a record."""
+        names = self._holders.keys() | self._by_value.keys()
+        self._indexed = [(name, self._holders.get(name), self._by_value.get(name)) for name in names]
+
+    def _indexes(self, record: Record, names: Container[str]) -> Iterator[tuple[_Indexes, Any]]:
+        """Yield the indexes of each indexed field of ``names`` in ``record``, with the field's key."""
+        for indexes in self._indexed:
+            if indexes[0] in names and indexes[0] in record:
+                yield indexes, comparable(record[indexes[0]])
 
     def _link(self, record: Record, names: Container[str]) -> None:
         """Enter the record's values of the fields ``names`` in the indexes."""
-        for holders, by_value, key in self._indexes(record, names):
+        for (_, holders, by_value), key in self._indexes(record, names):
             if holders is not None:
                 holders[key] = record[ID_FIELD]
             if by_value is not None:
@@ -141,7 +151,7 @@ class ModuleRecords:
 
     def _unlink(self, record: Record, names: Container[str]) -> None:
         """Take the record's values of the fields ``names`` out of the indexes."""
-        for holders, by_value, key in self._indexes(record, names):
+        for (_, holders, by_value), key in self._indexes(record, names):
             if holders is not None:
                 holders.pop(key, None)
             if by_value is not None:
