@@ -30,6 +30,8 @@ ID_FIELD = "wolkvox_id"
 CREATED_AT_FIELD = "wolkvox_fecha_creacion"
 MODIFIED_AT_FIELD = "wolkvox_fecha_modificacion"
 CRM_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# queryDates.php's documented form of its from/to bounds; the fakes take CRM_DATETIME_FORMAT too.
+CRM_MINUTE_FORMAT = "%Y-%m-%d %H:%M"
 # update.php and delete.php name the record with a hyphen; records carry ID_FIELD with an underscore.
 REQUEST_ID_PARAMETER = "wolkvox-id"
 # [assumed] queryDates.php returns at most this many records per call (default and cap); an answer

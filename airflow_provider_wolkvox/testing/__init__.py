@@ -1,10 +1,14 @@
 """An embedded fake of the wolkvox CRM API, to test DAGs and clients offline (like moto for AWS).
 
 :class:`FakeWolkvoxServer` serves the documented contract of :mod:`airflow_provider_wolkvox.api` on
-loopback: the endpoints and their envelopes, every documented error row, the per-token quota and the
-limit of two requests in flight per token. It keeps the records in memory, so a test can check what
-really reached the CRM, and it injects faults (:class:`Fault`) to show what a client does when a
-request is lost, slow or answered oddly. It needs nothing beyond the standard library::
+loopback: the endpoints (insert, insertMany, query, queryDates, update, delete, token information)
+and their envelopes, every documented error row, the per-token quota and the limit of two requests
+in flight per token. It keeps the records in memory with the CRM's metadata on the CRM's clock
+(``utc_offset_hours``, default Colombia's UTC-5), so a test can check what really reached the CRM;
+it can refuse misspelt modules (``modules``), restart the quota every few seconds
+(``quota_period``), seed records created in the past (``add_records``), and inject faults
+(:class:`Fault`) to show what a client does when a request is lost, slow or answered oddly. It
+needs nothing beyond the standard library::
 
     import os
 
@@ -20,7 +24,8 @@ request is lost, slow or answered oddly. It needs nothing beyond the standard li
 In pytest, ``pytest_plugins = ["airflow_provider_wolkvox.testing.pytest_plugin"]`` provides the
 ``wolkvox_server`` fixture, with the default connection set. From a shell,
 ``python -m airflow_provider_wolkvox.testing serve --port 8765`` runs a server for a demo and prints
-the ``AIRFLOW_CONN_WOLKVOX_DEFAULT`` line to export.
+the ``AIRFLOW_CONN_WOLKVOX_DEFAULT`` line to export, and ``python -m airflow_provider_wolkvox.testing
+records --url http://127.0.0.1:8765 --module contacts`` prints the records of a running one.
 """
 
 from __future__ import annotations

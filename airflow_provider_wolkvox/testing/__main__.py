@@ -1,25 +1,37 @@
-"""Run the fake wolkvox CRM from a shell, for demos and manual tests.
+"""Run the fake wolkvox CRM from a shell, for demos and manual tests, and look into a running one.
 
 ``python -m airflow_provider_wolkvox.testing serve --port 8765`` prints the server's URL and the
 ``AIRFLOW_CONN_WOLKVOX_DEFAULT`` line that points Airflow at it, then serves until Ctrl-C or SIGTERM.
+
+``python -m airflow_provider_wolkvox.testing records --url http://127.0.0.1:8765 --module contacts``
+prints the records of a module of a running fake, one JSON object per line, from the fake-only path
+``/__fake__/records`` (no token; not charged, counted or logged). The real CRM has no such path.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import signal
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from urllib.parse import urlencode
 
 from airflow_provider_wolkvox.api import DEFAULT_DAILY_QUOTA
 from airflow_provider_wolkvox.testing.server import (
     CONN_ENV_VAR,
     DEMO_OPERATION,
     DEMO_TOKEN,
+    RECORDS_PATH,
     FakeWolkvoxServer,
 )
+
+# Seconds to wait for a running fake's answer.
+_TIMEOUT = 30.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,12 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--operation", default=DEMO_OPERATION, help="the token's operation")
     serve.add_argument("--quota", type=int, default=DEFAULT_DAILY_QUOTA, help="daily quota")
     serve.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    records = commands.add_parser(
+        "records",
+        help="print the records of a module of a running fake, one JSON object per line",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    records.add_argument("--url", required=True, help="the running fake's base URL")
+    records.add_argument("--module", required=True, help="the module")
+    records.add_argument("--operation", help="the operation; default the fake's first token's")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+def _serve(args: argparse.Namespace) -> int:
+    """Serve a fake until interrupted; return the exit status."""
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
@@ -68,6 +87,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
     return 0
+
+
+def _records(args: argparse.Namespace) -> int:
+    """Print the records of a module of a running fake, one JSON object per line; return the exit status."""
+    query = {"module": args.module, **({} if args.operation is None else {"operation": args.operation})}
+    url = f"{args.url.rstrip('/')}{RECORDS_PATH}?{urlencode(query)}"
+    # No proxy from the environment between the command and a fake on loopback.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=_TIMEOUT) as response:
+            records = json.load(response)["data"]
+    except urllib.error.HTTPError as error:  # before URLError, its base class
+        with error:
+            problem = f"refused the request: {_refusal_text(error)}"
+    except (urllib.error.URLError, OSError) as error:
+        problem = f"cannot be reached: {getattr(error, 'reason', error)}"
+    except (ValueError, KeyError, TypeError):
+        problem = "did not answer as a fake wolkvox CRM does"
+    else:
+        for record in records:
+            print(json.dumps(record, ensure_ascii=False))
+        return 0
+    print(f"the fake wolkvox CRM at {args.url} {problem}", file=sys.stderr)
+    return 1
+
+
+def _refusal_text(error: urllib.error.HTTPError) -> str:
+    """Return the ``msg`` of a refusal's envelope, or its HTTP status when it has none."""
+    try:
+        return str(json.load(error)["msg"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {error.code}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    return _serve(args) if args.command == "serve" else _records(args)
 
 
 if __name__ == "__main__":

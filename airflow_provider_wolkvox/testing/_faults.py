@@ -211,3 +211,58 @@ class FaultSchedule:
             if rule is not None and rule.path in (None, path) and rule.rng.random() < rule.rate:
                 return rule.rng.choice(rule.injections)
             return None
+
+
+class FaultInjection:
+    """The fault injection methods of the fake server, over its :class:`FaultSchedule`."""
+
+    def __init__(self) -> None:
+        self._faults = FaultSchedule()
+
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        path: str | None = None,
+        times: int | None = 1,
+        status: int | None = None,
+        body: Mapping[str, Any] | str | bytes | None = None,
+        delay: float | None = None,
+        after: int = 0,
+    ) -> None:
+        """Make the next ``times`` admitted requests on ``path`` suffer ``fault``.
+
+        Scripted faults apply in the order they were injected, before any random rule.
+
+        :param path: an endpoint path; None for any.
+        :param times: how many requests; None until :meth:`clear_faults`.
+        :param status: replaces the fault's HTTP status (RESPOND needs it).
+        :param body: replaces the fault's body (RESPOND needs it): a mapping is sent as JSON, text or
+            bytes verbatim.
+        :param delay: seconds a SLOW answer is held (default 1 s).
+        :param after: let this many matching requests through first (a fault in the middle of a load).
+        :raises ValueError: arguments that do not apply to ``fault``.
+        """
+        self._faults.script(make_injection(fault, status, body, delay), path=path, times=times, after=after)
+
+    def inject_random(
+        self,
+        rate: float,
+        faults: Iterable[Fault] | None = None,
+        *,
+        seed: int | None = None,
+        path: str | None = None,
+        delay: float | None = None,
+    ) -> None:
+        """Make each admitted request on ``path`` suffer a fault with probability ``rate``.
+
+        Replaces the previous random rule. The fault is chosen uniformly from ``faults`` (default:
+        every fault but RESPOND); with a ``seed`` the sequence of draws is reproducible.
+
+        :param delay: seconds a SLOW answer is held (default 1 s).
+        """
+        self._faults.randomize(rate, faults, seed=seed, path=path, delay=delay)
+
+    def clear_faults(self) -> None:
+        """Stop injecting faults."""
+        self._faults.clear()

@@ -1,12 +1,24 @@
-"""A small threaded HTTP/1.1 server: keep-alive connections, a thread each, and a stop that ends them all."""
+"""The fake's HTTP/1.1 server: ``http.server`` with keep-alive, a thread per connection, and a stop
+that ends idle connections too.
+
+``http.server`` does the HTTP. What it lacks is kept here as small pieces: closing a connection
+without any answer (:data:`Handler` returning None), tracking connections so that :meth:`HTTPServer.stop`
+can end idle keep-alive ones, and a bind without the reverse-DNS lookup of
+``http.server.HTTPServer.server_bind`` (``getfqdn`` can take seconds on a machine without DNS).
+
+Requests ``http.server`` refuses itself (malformed, an unsupported method, a ``Transfer-Encoding``)
+never reach the handler: they get the standard library's error page and the connection is closed.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import socket
 import socketserver
 import threading
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from airflow_provider_wolkvox.testing._wire import Reply
@@ -17,17 +29,13 @@ Handler = Callable[[str, str, dict[str, str], bytes], Reply | None]
 
 # How often the accept loop looks whether stop() was called: often, so that stop() is quick.
 _POLL_INTERVAL = 0.01
-# Limits of a request's head, as http.server sets them.
-_MAX_LINE = 65536
-_MAX_HEADERS = 100
-_MALFORMED_REQUEST = Reply(400, b"Bad Request", "text/plain")
 
 
 class HTTPServer(socketserver.TCPServer):
     """Serves ``handler`` on ``address`` from a background thread, a thread per connection.
 
-    Built on ``TCPServer`` rather than ``http.server.HTTPServer``, whose bind makes a slow reverse
-    DNS lookup. Connections are tracked so that :meth:`stop` can close idle keep-alive ones too.
+    A ``TCPServer`` with ``http.server``'s request handler rather than ``http.server.HTTPServer``,
+    whose bind only adds the reverse-DNS lookup of the server's name (which nothing here uses).
 
     :param address: (host, port); port 0 picks a free one, see ``server_address``.
     :param handler: answers each request.
@@ -91,80 +99,56 @@ class HTTPServer(socketserver.TCPServer):
             self.shutdown_request(request)
 
 
-class _Connection(socketserver.StreamRequestHandler):
-    """Serves the HTTP/1.1 requests of one keep-alive connection, one after the other.
+class _Connection(http.server.BaseHTTPRequestHandler):
+    """Serves the requests of one keep-alive connection, one after the other."""
 
-    A small parser of its own rather than ``http.server``'s, whose e-mail header parser costs more
-    than all the rest of a request: the fake shares the benchmarks' process and CPU.
-    """
-
+    protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    # A buffered writer, flushed by http.server after each request: an answer leaves in one write
+    # (one segment for small answers) instead of one for the head and one for the body.
+    wbufsize = -1
     server: HTTPServer
 
-    def handle(self) -> None:
-        while self._serve_one():
-            pass
-
-    def _serve_one(self) -> bool:
-        """Read, handle and answer one request; return whether the connection stays open."""
-        request_line = self.rfile.readline(_MAX_LINE + 1)
-        if not request_line:
-            return False  # the client closed the connection between requests
+    def _serve(self) -> None:
+        """Read the body, let the server's handler answer, and send its reply (or nothing)."""
+        if "Transfer-Encoding" in self.headers:
+            # http.server does not decode chunked request bodies, and the fake parses no HTTP itself.
+            self.send_error(HTTPStatus.LENGTH_REQUIRED, explain="Send the body with a Content-Length.")
+            return
         try:
-            method, target, version = request_line.decode("latin-1").split()
-            headers = self._read_headers()
-            if headers.get("expect", "").lower() == "100-continue":  # curl asks so for large bodies
-                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            body = self._read_body(headers)
-        except ValueError:  # a malformed request: the rest of the stream cannot be trusted
-            self._write(_MALFORMED_REQUEST, keep_alive=False)
-            return False
-        keep_alive = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
-        reply = self.server.handler(method, target, headers, body)
-        return reply is not None and self._write(reply, keep_alive=keep_alive) and keep_alive
-
-    def _read_headers(self) -> dict[str, str]:
-        """Return the header fields by lower-case name."""
-        headers: dict[str, str] = {}
-        for _ in range(_MAX_HEADERS):
-            line = self.rfile.readline(_MAX_LINE + 1)
-            if line in (b"\r\n", b"\n"):
-                return headers
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon or len(line) > _MAX_LINE:
-                raise ValueError("malformed or truncated header field")
-            headers[name.strip().lower()] = value.strip()
-        raise ValueError("too many header fields")
-
-    def _read_body(self, headers: dict[str, str]) -> bytes:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return self._read_chunks()
-        length = int(headers.get("content-length") or 0)
-        if length < 0:
-            raise ValueError("negative Content-Length")
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError(length)
+        except ValueError:
+            self.send_error(HTTPStatus.BAD_REQUEST, explain="Bad Content-Length.")
+            return
         body = self.rfile.read(length)
-        if len(body) < length:
-            raise ValueError("truncated body")
-        return body
+        if len(body) < length:  # the client went away mid-body
+            self.close_connection = True
+            return
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = self.server.handler(self.command, self.path, headers, body)
+        if reply is None:  # a fault that closes the connection without an answer
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        if self.close_connection:
+            # Else clients such as http.client put the connection back in their pool and find it
+            # closed on the next request.
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(reply.body)
 
-    def _read_chunks(self) -> bytes:
-        """Decode a chunked body, as a client streaming a generator sends it."""
-        chunks = []
-        while size := int(self.rfile.readline(_MAX_LINE + 1).split(b";", 1)[0], 16):
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(_MAX_LINE + 1)  # the CRLF that ends the chunk
-        while self.rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):  # unused trailer fields
-            pass
-        return b"".join(chunks)
+    # The endpoints' methods, and the other methods a client may send by mistake (the fake answers
+    # them 405); any other method gets http.server's 501.
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-    def _write(self, reply: Reply, *, keep_alive: bool) -> bool:
-        """Send ``reply`` in one write (one segment for small answers); return whether it went out.
+    def handle_expect_100(self) -> bool:
+        accepted = super().handle_expect_100()
+        self.wfile.flush()  # the interim answer must not wait in the buffer for the final one
+        return accepted
 
-        Without ``keep_alive`` the answer says ``Connection: close``: clients such as ``http.client``
-        would otherwise put the connection back in their pool and find it closed on the next request.
-        """
-        try:
-            self.wfile.write(reply.head(keep_alive=keep_alive) + reply.body)
-        except OSError:  # the client went away, e.g. after its read timeout during a SLOW answer
-            return False
-        return True
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing: the fake logs each request itself, without the request line's values."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from http import HTTPStatus
 from typing import Any
 
 JSON_CONTENT_TYPE = "application/json"
@@ -25,27 +23,6 @@ class Reply:
     status: int
     body: bytes
     content_type: str = JSON_CONTENT_TYPE
-
-    def head(self, *, keep_alive: bool = True) -> bytes:
-        """Return the status line and headers, ready to be sent before :attr:`body`.
-
-        :param keep_alive: False adds ``Connection: close``, as the server closes after this answer.
-        """
-        return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
-            self.status,
-            _reason(self.status),
-            self.content_type.encode("latin-1"),
-            len(self.body),
-            b"" if keep_alive else b"Connection: close\r\n",
-        )
-
-
-@cache
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("latin-1")
-    except ValueError:  # a status injected by a test that the standard library does not name
-        return b""
 
 
 def json_reply(status: int, payload: Any) -> Reply:
@@ -67,3 +44,16 @@ def raw_reply(status: int, body: Mapping[str, Any] | str | bytes) -> Reply:
     if isinstance(body, Mapping):
         return json_reply(status, body)
     return Reply(status, body.encode() if isinstance(body, str) else body, HTML_CONTENT_TYPE)
+
+
+class Refusal(Exception):
+    """Ends the handling of a request with an error envelope.
+
+    :param status: the HTTP status and the envelope's ``code``.
+    :param error: the envelope's ``error``.
+    :param msg: the envelope's ``msg``.
+    """
+
+    def __init__(self, status: int, error: str, msg: str) -> None:
+        super().__init__(msg)
+        self.reply = error_reply(status, error, msg)

@@ -2,212 +2,101 @@
 
 How a request is handled, step by step; the first step that fails answers and ends the request:
 
-1. **path** unknown: 400 BAD REQUEST / THE API YOU WANT TO CONSULT DOES NOT EXIST.
-2. **method** other than the endpoint's: 405 METHOD NOT ALLOWED (our wording; not public).
-3. **token header** missing or empty: 401 UNAUTHORIZED / PLEASE ENTER THE WOLKVOX-TOKEN.
-4. **token** unknown: 403 FORBIDDEN / PLEASE VALIDATE TOKEN.
-5. **concurrency**: the token already has ``MAX_IN_FLIGHT_PER_TOKEN`` requests in flight: the
+1. **inspection**: the fake-only ``GET /__fake__/records?module=...&operation=...`` answers a
+   module's records as ``query.php`` would, with no token; it is never charged, counted or logged.
+2. **path** unknown: 400 BAD REQUEST / THE API YOU WANT TO CONSULT DOES NOT EXIST.
+3. **method** other than the endpoint's: 405 METHOD NOT ALLOWED (our wording; not public).
+4. **token header** missing or empty: 401 UNAUTHORIZED / PLEASE ENTER THE WOLKVOX-TOKEN.
+5. **token** unknown: 403 FORBIDDEN / PLEASE VALIDATE TOKEN.
+6. **concurrency**: the token already has ``MAX_IN_FLIGHT_PER_TOKEN`` requests in flight: the
    documented 403 for simultaneous requests.
-6. **quota**: the token's quota is spent: 403 FORBIDDEN / TOKEN LIMIT EXCEEDED.
+7. **quota**: the token's quota is spent: 403 FORBIDDEN / TOKEN LIMIT EXCEEDED. (A quota period that
+   ended restarts every token's count first.)
 
-   Steps 1 to 6 neither charge the quota nor count in flight. A request that passes them is
+   Steps 1 to 7 neither charge the quota nor count in flight. A request that passes them is
    *admitted*: it is charged one use of the quota, and it counts in flight until just before its
    answer is written. (A real server finishes before its answer has travelled back, so a client that
    keeps at most two requests in flight is never refused; releasing after the write would open a
    race in which it could be.)
-7. **fault**: the next injected fault, if any, is drawn. Faults that do not process the request
+8. **fault**: the next injected fault, if any, is drawn. Faults that do not process the request
    answer now; of these, the ones modelling a request the server refused or never saw are not
    charged (see :attr:`Fault.charges`).
-8. **body**: the parameters are read from the JSON body (the query string for token information):
-   a body that is not a JSON object gives 400 BAD REQUEST; a missing ``operation``, ``module``,
-   ``fields`` (``field`` and ``value`` for a query) gives 400 BAD REQUEST / SOME PARAMETERS ARE
-   REQUIRED; an ``operation`` other than the token's gives 403 FORBIDDEN / PLEASE VALIDATE TOKEN;
-   parameters of the wrong JSON type and invalid records give 400 BAD REQUEST with our own ``msg``.
-   These refusals were admitted, so they are charged.
-9. **endpoint**: the records are stored (all of a batch or none) or looked up.
-10. **answer** once the configured latency has passed since admission (plus a SLOW fault's
-    delay); faults that processed the request replace or withhold the answer now.
+9. **body**: the parameters are read from the JSON body (the query string for token information):
+   a body that is not a JSON object gives 400 BAD REQUEST; a missing parameter (``date`` not true
+   for ``queryDates.php``) gives 400 BAD REQUEST / SOME PARAMETERS ARE REQUIRED; an ``operation``
+   other than the token's gives 403 FORBIDDEN / PLEASE VALIDATE TOKEN; a module outside ``modules``
+   gives 400 BAD REQUEST / THE MODULE DOES NOT EXIST; parameters of the wrong JSON type, malformed
+   dates and invalid records give 400 BAD REQUEST with our own ``msg``. These refusals were
+   admitted, so they are charged.
+10. **endpoint**: the records are stored (all of a batch or none), looked up, updated or deleted
+    (all or none) as :mod:`~airflow_provider_wolkvox.testing._endpoints` describes; an update or
+    delete naming an id the module does not hold gives 400 BAD REQUEST / THE RECORD DOES NOT EXIST.
+11. **answer** once the configured latency has passed since admission (plus a SLOW fault's
+    delay); faults that processed the request replace or withhold the answer now. The request is
+    logged first (:attr:`FakeWolkvoxServer.request_log`, and a DEBUG line on the
+    ``airflow_provider_wolkvox.testing`` logger).
+
+Requests that ``http.server`` refuses itself never reach step 1: malformed ones (400), unsupported
+methods (501) and bodies sent with a ``Transfer-Encoding`` such as chunked (411), which ``http.server``
+does not decode.
 
 Every envelope carries ``code``, ``error``, ``msg`` and ``data``; error envelopes send ``"data": []``
 (the vendor does not document it; an empty PHP array encodes so). Success envelopes copy the
-vendor's examples: ``code`` is the number 200 for inserts and the string ``"200"`` for queries and
-token information, as the documentation shows them.
+vendor's examples: ``code`` is the number 200 for inserts, updates and deletes and the string
+``"200"`` for queries and token information, as the documentation shows them.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import threading
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs
 
-from airflow_provider_wolkvox.api import (
-    DEFAULT_DAILY_QUOTA,
-    ERROR_BAD_REQUEST,
-    ERROR_FORBIDDEN,
-    ERROR_NONE,
-    ERROR_UNAUTHORIZED,
-    INSERT_MANY_PATH,
-    INSERT_PATH,
-    MAX_IN_FLIGHT_PER_TOKEN,
-    MSG_INVALID_TOKEN,
-    MSG_MISSING_PARAMETERS,
-    MSG_MISSING_TOKEN,
-    MSG_QUOTA_EXCEEDED,
-    MSG_TOO_MANY_SIMULTANEOUS,
-    MSG_UNKNOWN_API,
-    QUERY_PATH,
-    TOKEN_HEADER,
-    TOKEN_INFO_PATH,
-)
-from airflow_provider_wolkvox.testing._faults import Fault, FaultSchedule, Injection, make_injection
-from airflow_provider_wolkvox.testing._store import ID, InvalidRecord, Record, RecordStore
+from airflow_provider_wolkvox.api import DEFAULT_DAILY_QUOTA
+from airflow_provider_wolkvox.testing._accounts import Accounts, FakeToken
+from airflow_provider_wolkvox.testing._clock import CrmClock, MidnightRestart, PeriodicRestart
+from airflow_provider_wolkvox.testing._endpoints import RECORDS_PATH, Endpoints
+from airflow_provider_wolkvox.testing._faults import FaultInjection
+from airflow_provider_wolkvox.testing._handling import RequestHandling
+from airflow_provider_wolkvox.testing._requestlog import RequestLog, RequestLogEntry
+from airflow_provider_wolkvox.testing._store import Record, RecordStore
 from airflow_provider_wolkvox.testing._transport import HTTPServer
-from airflow_provider_wolkvox.testing._wire import Reply, error_reply, json_reply
+
+__all__ = ["CONN_ENV_VAR", "RECORDS_PATH", "FakeToken", "FakeWolkvoxServer", "RequestLogEntry"]
 
 DEMO_TOKEN = "demo-token"
 DEMO_OPERATION = "demo"
 #: The environment variable Airflow reads the default wolkvox connection from.
 CONN_ENV_VAR = "AIRFLOW_CONN_WOLKVOX_DEFAULT"
-
-# Success texts as the vendor's examples spell them; our own where the vendor shows none.
-_MSG_CREATED = "Succesfully create record"
-_MSG_CREATED_MANY = "Succesfully create records"
-_MSG_FOUND = "{} records were are found"
-_ERROR_METHOD_NOT_ALLOWED = "METHOD NOT ALLOWED"
-_MSG_NOT_A_JSON_OBJECT = "THE BODY MUST BE A JSON OBJECT"
-# Parameters that name something and so must be text.
-_TEXT_PARAMETERS = frozenset({"module", "field"})
-
-_TOKEN_KEY = TOKEN_HEADER.lower()
+# wolkvox is Colombian: the CRM's clock is UTC-5 unless a test says otherwise.
+_COLOMBIA_UTC_OFFSET = -5.0
 
 
-@dataclass(frozen=True)
-class FakeToken:
-    """A token the fake accepts.
-
-    :param token: the ``Wolkvox-Token`` header value.
-    :param operation: the CRM operation the token belongs to.
-    :param quota: the token's daily quota; None for the server's ``quota``.
-    """
-
-    token: str = field(repr=False)
-    operation: str
-    quota: int | None = None
-
-
-@dataclass(frozen=True)
-class RequestLogEntry:
-    """One request as the server saw it. It never holds the token: ``operation`` stands for it.
-
-    :param method: the HTTP method.
-    :param path: the path, without the query string.
-    :param status: the HTTP status answered; None when the connection was closed without an answer.
-    :param operation: the operation of the request's token; None when the token was missing or unknown.
-    :param module: the body's ``module``, once read and valid.
-    :param record_count: how many records the request carried.
-    :param fault: the injected fault, if any.
-    :param ids: the ids of the records the request stored.
-    """
-
-    method: str
-    path: str
-    status: int | None
-    operation: str | None
-    module: str | None
-    record_count: int
-    fault: Fault | None
-    ids: tuple[str, ...]
-
-
-@dataclass
-class _Account:
-    """A token's configuration and counters; guarded by the server's lock."""
-
-    operation: str
-    quota: int
-    used: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-
-
-@dataclass
-class _Exchange:
-    """What the request log keeps of a request, gathered while it is handled."""
-
-    method: str
-    path: str
-    account: _Account | None
-    module: str | None = None
-    record_count: int = 0
-    fault: Fault | None = None
-    ids: tuple[str, ...] = ()
-
-    def entry(self, reply: Reply | None) -> RequestLogEntry:
-        return RequestLogEntry(
-            self.method,
-            self.path,
-            None if reply is None else reply.status,
-            None if self.account is None else self.account.operation,
-            self.module,
-            self.record_count,
-            self.fault,
-            self.ids,
-        )
-
-
-class _Refusal(Exception):
-    """Ends the handling of a request with an error envelope."""
-
-    def __init__(self, status: int, error: str, msg: str) -> None:
-        super().__init__(msg)
-        self.reply = error_reply(status, error, msg)
-
-
-def _missing(value: Any) -> bool:
-    """Tell a missing parameter: absent, null or empty, as the CRM's PHP ``empty()`` would."""
-    return value is None or value == "" or value == [] or value == {}
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body)
-    except ValueError:  # includes undecodable bytes
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise _Refusal(400, ERROR_BAD_REQUEST, _MSG_NOT_A_JSON_OBJECT)
-    return parsed
-
-
-def _hours_to_midnight() -> int:
-    """Return the whole hours, rounded up, until the quota's daily restart at local midnight."""
-    now = datetime.now()
-    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time())
-    return math.ceil((midnight - now).total_seconds() / 3600)
-
-
-class FakeWolkvoxServer:
+class FakeWolkvoxServer(FaultInjection):
     """An in-process fake of the wolkvox CRM API on loopback, for tests and demos (like moto for AWS).
 
-    It serves the documented endpoints, envelopes, error rows and limits of
-    :mod:`airflow_provider_wolkvox.api` (the module docstring lists the order of its checks), keeps
-    records in memory and can inject faults. Use it as a context manager or call :meth:`start` and
-    :meth:`stop`. All inspection methods are thread-safe.
+    It serves the documented endpoints (insert, insertMany, query, queryDates, update, delete, token
+    information), envelopes, error rows and limits of :mod:`airflow_provider_wolkvox.api` (the module
+    docstring lists the order of its checks), keeps records in memory with the CRM's metadata
+    (``wolkvox_id``, ``wolkvox_fecha_creacion``, ``wolkvox_fecha_modificacion`` on the CRM's clock,
+    ``wolkvox_usuario_creacion``) and can inject faults. Use it as a context manager or call
+    :meth:`start` and :meth:`stop`. All inspection methods are thread-safe.
+
+    Tests and benchmarks seed modules with :meth:`add_records` (past creation times, no quota) and
+    read them with :meth:`records`; the fake-only ``GET /__fake__/records`` (and the ``records``
+    command of ``python -m airflow_provider_wolkvox.testing``) lists them from another process.
+    Each request is logged at DEBUG on ``airflow_provider_wolkvox.testing``: method, path, status,
+    module, record count, fault and duration, never the token nor a field's value.
 
     :param tokens: the accepted tokens: a mapping of token to operation, or :class:`FakeToken` items;
         default ``{"demo-token": "demo"}``. The first token's operation is the default operation of
         the inspection methods.
     :param host: the address to listen on (IPv4).
     :param port: the port; 0 picks a free one (see :attr:`url`).
-    :param quota: the daily quota of every token that does not set its own. It never restarts while
-        the server runs; :meth:`reset` clears it.
+    :param quota: the daily quota of every token that does not set its own; see ``quota_period``.
+        :meth:`reset` and :meth:`restart_quota` clear the counts.
     :param latency: seconds from the admission of a request to its answer, the server's own
         processing included, counted in flight: a distant server. Settable.
     :param insert_many_ids: answer a batch insert with one id per record; False answers
@@ -216,6 +105,15 @@ class FakeWolkvoxServer:
     :param unique_fields: field labels per module whose values must not repeat, e.g.
         ``{"contacts": ["Email"]}``.
     :param log_size: how many recent requests :attr:`request_log` keeps; counters are exact anyway.
+    :param modules: the modules that exist; a request naming another one is refused with 400 THE
+        MODULE DOES NOT EXIST, so an offline test catches a misspelt module. None: every module exists.
+    :param utc_offset_hours: the CRM's wall clock is UTC plus this (the record dates, queryDates'
+        bounds, the daily restart); tests of clients must not assume the worker's clock. See :meth:`crm_now`.
+    :param quota_period: None: the quota restarts at midnight on the CRM's clock, and
+        ``hours_to_restart_count`` is the whole hours until then, rounded up. Seconds: every token's
+        count restarts every ``quota_period`` seconds from :meth:`start`, and ``hours_to_restart_count``
+        is the time left in the period in hours, rounded up to 6 decimals (2 s: 0.000556).
+    :raises ValueError: no token, a bad offset or period, unique fields of a module not in ``modules``.
     """
 
     def __init__(
@@ -229,49 +127,45 @@ class FakeWolkvoxServer:
         insert_many_ids: bool = True,
         unique_fields: Mapping[str, Iterable[str]] | None = None,
         log_size: int = 10_000,
+        modules: Iterable[str] | None = None,
+        utc_offset_hours: float = _COLOMBIA_UTC_OFFSET,
+        quota_period: float | None = None,
     ) -> None:
         if tokens is None:
             tokens = {DEMO_TOKEN: DEMO_OPERATION}
-        items = [FakeToken(*item) for item in tokens.items()] if isinstance(tokens, Mapping) else list(tokens)
-        if not items:
-            raise ValueError("the fake server needs at least one token")
-        self._accounts = {
-            item.token: _Account(item.operation, quota if item.quota is None else item.quota)
-            for item in items
-        }
-        self._default_token = items[0].token
+        items = [FakeToken(*item) for item in tokens.items()] if isinstance(tokens, Mapping) else tokens
+        self._clock = CrmClock(utc_offset_hours)
+        restart = MidnightRestart(self._clock) if quota_period is None else PeriodicRestart(quota_period)
+        self._accounts = Accounts(items, quota, restart)
+        unique_fields = unique_fields or {}
+        self._store = RecordStore(unique_fields, self._clock)
+        self._endpoints = Endpoints(self._store, self._accounts, modules, insert_many_ids=insert_many_ids)
+        strays = sorted(module for module in unique_fields if not self._endpoints.has_module(module))
+        if strays:
+            raise ValueError(f"unique_fields name modules that are not in modules: {strays}")
+        super().__init__()
+        self._log = RequestLog(log_size)
+        self._handling = RequestHandling(self._accounts, self._endpoints, self._faults, self._log)
         self.host = host
         self.port = port
         self.latency = latency
-        self.insert_many_ids = insert_many_ids
-        self._store = RecordStore(unique_fields or {})
-        self._faults = FaultSchedule()
-        self._lock = threading.Lock()
-        self._log: deque[RequestLogEntry] = deque(maxlen=log_size)
-        self._calls: Counter[str] = Counter()
-        self._routes: dict[str, tuple[str, Callable[[_Account, str, bytes, _Exchange], Reply]]] = {
-            INSERT_PATH: ("POST", self._insert),
-            INSERT_MANY_PATH: ("POST", self._insert_many),
-            QUERY_PATH: ("POST", self._query),
-            TOKEN_INFO_PATH: ("GET", self._token_info),
-        }
-        self._stopping = threading.Event()
         self._http: HTTPServer | None = None
 
     # Life cycle
 
     def start(self) -> FakeWolkvoxServer:
-        """Listen and serve in a background thread; return self.
+        """Listen and serve in a background thread; return self. A ``quota_period`` starts now.
 
         :raises RuntimeError: the server is already running.
         :raises OSError: the port cannot be bound.
         """
         if self._http is not None:
             raise RuntimeError("the fake wolkvox server is already running")
-        self._stopping.clear()
-        self._http = HTTPServer((self.host, self.port), self._handle)
+        self._handling.stopping.clear()
+        self._http = HTTPServer((self.host, self.port), self._handling)
         # Kept for a restart, so that a connection configured with the URL stays valid.
         self.port = self._http.server_address[1]
+        self._accounts.begin()
         self._http.start()
         return self
 
@@ -282,7 +176,7 @@ class FakeWolkvoxServer:
         """
         if self._http is None:
             return
-        self._stopping.set()
+        self._handling.stopping.set()
         self._http.stop()
         self._http = None
 
@@ -313,20 +207,42 @@ class FakeWolkvoxServer:
         :param token: one of the configured tokens; default the first. The connection's
             ``operation`` extra is the token's operation.
         """
-        token = self._default_token if token is None else token
+        token = self._accounts.default_token if token is None else token
         return json.dumps(
             {
                 "conn_type": "wolkvox",
                 "host": self.url,
                 "password": token,
-                "extra": {"operation": self._accounts[token].operation},
+                "extra": {"operation": self._accounts.operation(token)},
             }
         )
 
-    # Inspection
+    @property
+    def latency(self) -> float:
+        """Seconds from the admission of a request to its answer (see the parameter)."""
+        return self._handling.latency
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        self._handling.latency = value
+
+    @property
+    def insert_many_ids(self) -> bool:
+        """Whether a batch insert is answered with one id per record (see the parameter)."""
+        return self._endpoints.insert_many_ids
+
+    @insert_many_ids.setter
+    def insert_many_ids(self, value: bool) -> None:
+        self._endpoints.insert_many_ids = value
+
+    def crm_now(self) -> datetime:
+        """Return the CRM's time now (naive), on which record dates and queryDates' bounds are."""
+        return self._clock.now()
+
+    # Records
 
     def records(self, module: str, operation: str | None = None) -> list[Record]:
-        """Return copies of the records stored in ``module``, oldest first.
+        """Return copies of the records stored in ``module``, in the order they were stored.
 
         :param operation: default the first token's operation.
         """
@@ -336,228 +252,69 @@ class FakeWolkvoxServer:
         """Return how many records ``module`` holds, without copying them (for large loads)."""
         return self._store.count(self._operation(operation), module)
 
+    def add_records(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        created_at: datetime | Sequence[datetime] | None = None,
+        operation: str | None = None,
+    ) -> list[str]:
+        """Store copies of ``records`` directly, to seed a test or benchmark: no quota, no request log.
+
+        They are validated as inserts are and get the CRM's metadata, all or none.
+
+        :param created_at: their creation time on the CRM's clock (an aware time is converted): one
+            for all, one per record, or None for now. Their modification time is the same.
+        :param operation: default the first token's operation.
+        :return: the new ids, in input order.
+        :raises ValueError: an unknown operation or module, as many times as records, or an invalid
+            record (named by its index).
+        """
+        operation = self._operation(operation)
+        if operation not in self._accounts.operations:
+            raise ValueError(f"no token of operation {operation!r}")
+        if not self._endpoints.has_module(module):
+            raise ValueError(f"module {module!r} is not one of the server's modules")
+        copies = [dict(record) if isinstance(record, Mapping) else record for record in records]
+        times = None
+        if isinstance(created_at, datetime):
+            times = [self._clock.stamp(created_at)] * len(copies)
+        elif created_at is not None:
+            times = [self._clock.stamp(moment) for moment in created_at]
+            if len(times) != len(copies):
+                raise ValueError(f"created_at holds {len(times)} times for {len(copies)} records")
+        return self._store.insert(operation, module, copies, numbered=True, created_at=times)
+
+    # Requests and quota
+
     @property
     def request_log(self) -> list[RequestLogEntry]:
         """The most recent requests (up to ``log_size``), in the order they were answered."""
-        with self._lock:
-            return list(self._log)
+        return self._log.entries()
 
     def calls(self, path: str | None = None) -> int:
         """Return how many requests arrived on ``path`` (any path when None), refused ones included."""
-        with self._lock:
-            return self._calls.total() if path is None else self._calls[path]
+        return self._log.calls(path)
 
     def quota_used(self, token: str) -> int:
-        """Return how many of ``token``'s calls counted against its quota."""
-        with self._lock:
-            return self._accounts[token].used
+        """Return how many of ``token``'s calls counted against its quota in the current period."""
+        return self._accounts.used(token)
 
     def max_in_flight(self, token: str) -> int:
         """Return the most admitted requests ``token`` had in flight at once."""
-        with self._lock:
-            return self._accounts[token].max_in_flight
+        return self._accounts.max_in_flight(token)
+
+    def restart_quota(self) -> None:
+        """Restart every token's used count now, as the CRM's daily restart does."""
+        self._accounts.restart()
 
     def reset(self) -> None:
         """Forget records, counters, the request log and faults; requests in flight stay counted."""
         self._store.clear()
         self._faults.clear()
-        with self._lock:
-            self._log.clear()
-            self._calls.clear()
-            for account in self._accounts.values():
-                account.used = 0
-                account.max_in_flight = account.in_flight
+        self._log.clear()
+        self._accounts.reset()
 
     def _operation(self, operation: str | None) -> str:
-        return self._accounts[self._default_token].operation if operation is None else operation
-
-    # Fault injection
-
-    def inject(
-        self,
-        fault: Fault,
-        *,
-        path: str | None = None,
-        times: int | None = 1,
-        status: int | None = None,
-        body: Mapping[str, Any] | str | bytes | None = None,
-        delay: float | None = None,
-        after: int = 0,
-    ) -> None:
-        """Make the next ``times`` admitted requests on ``path`` suffer ``fault``.
-
-        Scripted faults apply in the order they were injected, before any random rule.
-
-        :param path: an endpoint path; None for any.
-        :param times: how many requests; None until :meth:`clear_faults`.
-        :param status: replaces the fault's HTTP status (RESPOND needs it).
-        :param body: replaces the fault's body (RESPOND needs it): a mapping is sent as JSON, text or
-            bytes verbatim.
-        :param delay: seconds a SLOW answer is held (default 1 s).
-        :param after: let this many matching requests through first (a fault in the middle of a load).
-        :raises ValueError: arguments that do not apply to ``fault``.
-        """
-        self._faults.script(make_injection(fault, status, body, delay), path=path, times=times, after=after)
-
-    def inject_random(
-        self,
-        rate: float,
-        faults: Iterable[Fault] | None = None,
-        *,
-        seed: int | None = None,
-        path: str | None = None,
-        delay: float | None = None,
-    ) -> None:
-        """Make each admitted request on ``path`` suffer a fault with probability ``rate``.
-
-        Replaces the previous random rule. The fault is chosen uniformly from ``faults`` (default:
-        every fault but RESPOND); with a ``seed`` the sequence of draws is reproducible.
-
-        :param delay: seconds a SLOW answer is held (default 1 s).
-        """
-        self._faults.randomize(rate, faults, seed=seed, path=path, delay=delay)
-
-    def clear_faults(self) -> None:
-        """Stop injecting faults."""
-        self._faults.clear()
-
-    # Request handling
-
-    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply | None:
-        """Handle one request; return its answer, or None to close the connection without one."""
-        path, _, query = target.partition("?")
-        token = headers.get(_TOKEN_KEY) or None
-        account = None if token is None else self._accounts.get(token)
-        exchange = _Exchange(method, path, account)
-        reply: Reply | None
-        try:
-            admitted, injection = self._admit(method, path, token, account)
-        except _Refusal as refusal:
-            reply = refusal.reply
-        else:
-            try:
-                admitted_at = time.monotonic()
-                exchange.fault = None if injection is None else injection.fault
-                reply = self._process(injection, admitted, path, query, body, exchange)
-                # The latency is the whole time the server takes, its own processing included.
-                delay = self.latency - (time.monotonic() - admitted_at)
-                delay = max(delay, 0.0) + (0.0 if injection is None else injection.delay)
-                if delay > 0:
-                    self._stopping.wait(delay)
-            finally:
-                with self._lock:
-                    admitted.in_flight -= 1
-        # Logged before the answer is sent, so that a client that got its answer finds it logged.
-        with self._lock:
-            self._calls[path] += 1
-            self._log.append(exchange.entry(reply))
-        return reply
-
-    def _admit(
-        self, method: str, path: str, token: str | None, account: _Account | None
-    ) -> tuple[_Account, Injection | None]:
-        """Run steps 1 to 7 of the module docstring; return the admitted account and its fault."""
-        route = self._routes.get(path)
-        if route is None:
-            raise _Refusal(400, ERROR_BAD_REQUEST, MSG_UNKNOWN_API)
-        if method != route[0]:
-            raise _Refusal(405, _ERROR_METHOD_NOT_ALLOWED, f"THIS API ONLY ACCEPTS {route[0]}")
-        if token is None:
-            raise _Refusal(401, ERROR_UNAUTHORIZED, MSG_MISSING_TOKEN)
-        if account is None:
-            raise _Refusal(403, ERROR_FORBIDDEN, MSG_INVALID_TOKEN)
-        with self._lock:
-            if account.in_flight >= MAX_IN_FLIGHT_PER_TOKEN:
-                raise _Refusal(403, ERROR_FORBIDDEN, MSG_TOO_MANY_SIMULTANEOUS)
-            if account.used >= account.quota:
-                raise _Refusal(403, ERROR_FORBIDDEN, MSG_QUOTA_EXCEEDED)
-            # Drawn under the lock so that the quota check and the charge stay one step.
-            injection = self._faults.draw(path)
-            if injection is None or injection.fault.charges:
-                account.used += 1
-            account.in_flight += 1
-            account.max_in_flight = max(account.max_in_flight, account.in_flight)
-        return account, injection
-
-    def _process(
-        self,
-        injection: Injection | None,
-        account: _Account,
-        path: str,
-        query: str,
-        body: bytes,
-        exchange: _Exchange,
-    ) -> Reply | None:
-        """Run the endpoint unless the fault prevents it; return the answer the fault leaves."""
-        if injection is not None and not injection.fault.stores:
-            return injection.reply
-        try:
-            reply = self._routes[path][1](account, query, body, exchange)
-        except _Refusal as refusal:
-            reply = refusal.reply
-        if injection is None or injection.fault is Fault.SLOW:
-            return reply
-        return injection.reply
-
-    def _parameters(self, account: _Account, source: Mapping[str, Any], *names: str) -> list[Any]:
-        """Check ``operation`` and ``names`` in ``source``; return the values of ``names``."""
-        values = [source.get(name) for name in ("operation", *names)]
-        if any(_missing(value) for value in values):
-            raise _Refusal(400, ERROR_BAD_REQUEST, MSG_MISSING_PARAMETERS)
-        if values[0] != account.operation:
-            raise _Refusal(403, ERROR_FORBIDDEN, MSG_INVALID_TOKEN)
-        for name, value in zip(names, values[1:], strict=True):
-            if name in _TEXT_PARAMETERS and not isinstance(value, str):
-                raise _Refusal(400, ERROR_BAD_REQUEST, f"THE PARAMETER '{name}' MUST BE TEXT")
-        return values[1:]
-
-    def _store_records(
-        self, account: _Account, module: str, records: list[Any], exchange: _Exchange, *, numbered: bool
-    ) -> list[str]:
-        exchange.record_count = len(records)
-        try:
-            ids = self._store.insert(account.operation, module, records, numbered=numbered)
-        except InvalidRecord as invalid:
-            raise _Refusal(400, ERROR_BAD_REQUEST, str(invalid)) from None
-        exchange.ids = tuple(ids)
-        return ids
-
-    def _insert(self, account: _Account, query: str, body: bytes, exchange: _Exchange) -> Reply:
-        module, fields = self._parameters(account, _json_object(body), "module", "fields")
-        exchange.module = module
-        if not isinstance(fields, dict):
-            raise _Refusal(400, ERROR_BAD_REQUEST, "THE PARAMETER 'fields' MUST BE AN OBJECT")
-        (new_id,) = self._store_records(account, module, [fields], exchange, numbered=False)
-        return json_reply(200, {"code": 200, "error": ERROR_NONE, "msg": _MSG_CREATED, "data": {ID: new_id}})
-
-    def _insert_many(self, account: _Account, query: str, body: bytes, exchange: _Exchange) -> Reply:
-        module, records = self._parameters(account, _json_object(body), "module", "fields")
-        exchange.module = module
-        if not isinstance(records, list):
-            raise _Refusal(400, ERROR_BAD_REQUEST, "THE PARAMETER 'fields' MUST BE AN ARRAY OF OBJECTS")
-        ids = self._store_records(account, module, records, exchange, numbered=True)
-        data: Any = [{ID: new_id} for new_id in ids] if self.insert_many_ids else {"inserted": len(ids)}
-        return json_reply(200, {"code": 200, "error": ERROR_NONE, "msg": _MSG_CREATED_MANY, "data": data})
-
-    def _query(self, account: _Account, query: str, body: bytes, exchange: _Exchange) -> Reply:
-        module, label, value = self._parameters(account, _json_object(body), "module", "field", "value")
-        exchange.module = module
-        found = self._store.query(account.operation, module, label, value)
-        return json_reply(
-            200, {"code": "200", "error": ERROR_NONE, "msg": _MSG_FOUND.format(len(found)), "data": found}
-        )
-
-    def _token_info(self, account: _Account, query: str, body: bytes, exchange: _Exchange) -> Reply:
-        self._parameters(account, {name: values[0] for name, values in parse_qs(query).items()})
-        with self._lock:
-            used = account.used
-        data = {
-            "description": "token",
-            "token_limit": account.quota,
-            "token_use_today": used,
-            "available_consumition_options": max(account.quota - used, 0),
-            "hours_to_restart_count": _hours_to_midnight(),
-        }
-        return json_reply(
-            200, {"code": "200", "error": ERROR_NONE, "msg": _MSG_FOUND.format(1), "data": data}
-        )
+        return self._accounts.default_operation if operation is None else operation

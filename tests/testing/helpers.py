@@ -9,11 +9,16 @@ from typing import Any
 import requests
 
 from airflow_provider_wolkvox.api import (
+    CRM_DATETIME_FORMAT,
+    DELETE_PATH,
     INSERT_MANY_PATH,
     INSERT_PATH,
+    QUERY_DATES_PATH,
     QUERY_PATH,
+    REQUEST_ID_PARAMETER,
     TOKEN_HEADER,
     TOKEN_INFO_PATH,
+    UPDATE_PATH,
 )
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer
 
@@ -77,13 +82,54 @@ class Api:
         body = {"operation": OPERATION, "module": module, "field": field, "value": value}
         return self.call(QUERY_PATH, body, **kwargs)
 
+    def query_dates(
+        self, start: Any, end: Any, *, limit: Any = None, module: str = MODULE, **kwargs: Any
+    ) -> requests.Response:
+        body = {"operation": OPERATION, "module": module, "date": True, "from": start, "to": end}
+        return self.call(QUERY_DATES_PATH, body if limit is None else {**body, "limit": limit}, **kwargs)
+
+    def update(
+        self, record_id: Any, fields: Any, *, module: str = MODULE, **kwargs: Any
+    ) -> requests.Response:
+        body = {"operation": OPERATION, "module": module, REQUEST_ID_PARAMETER: record_id, "fields": fields}
+        return self.call(UPDATE_PATH, body, **kwargs)
+
+    def delete(
+        self, ids: Any, *, multiple: Any = None, module: str = MODULE, **kwargs: Any
+    ) -> requests.Response:
+        """Delete ``ids``; ``multiple`` defaults to whether they are a list, as the vendor's samples send."""
+        body = {
+            "operation": OPERATION,
+            "module": module,
+            "multiple": isinstance(ids, list) if multiple is None else multiple,
+            REQUEST_ID_PARAMETER: ids,
+        }
+        return self.call(DELETE_PATH, body, **kwargs)
+
     def token_info(self, *, operation: str = OPERATION, **kwargs: Any) -> requests.Response:
         return self.call(TOKEN_INFO_PATH, params={"operation": operation}, **kwargs)
+
+
+def found(records: list[Any]) -> dict[str, Any]:
+    """The envelope of a lookup that found ``records``."""
+    return {"code": "200", "error": "null", "msg": f"{len(records)} records were are found", "data": records}
+
+
+def created_id(response: requests.Response) -> str:
+    """The id of a record an insert answered, after checking that it succeeded."""
+    assert response.status_code == 200, response.text
+    wolkvox_id: str = response.json()["data"]["wolkvox_id"]
+    return wolkvox_id
 
 
 def envelope(status: int, error: str, msg: object) -> dict[str, Any]:
     """The error envelope the fake sends (``msg`` may be a matcher)."""
     return {"code": status, "error": error, "msg": msg, "data": []}
+
+
+def crm_stamp(server: FakeWolkvoxServer) -> str:
+    """The CRM's time now as the CRM writes it in records."""
+    return server.crm_now().strftime(CRM_DATETIME_FORMAT)
 
 
 def wait_until(condition: Callable[[], bool]) -> None:

@@ -10,12 +10,15 @@ import pytest
 import requests
 
 from airflow_provider_wolkvox.api import (
+    API_ROOT,
+    CREATED_AT_FIELD,
     ERROR_BAD_REQUEST,
     ERROR_FORBIDDEN,
     ERROR_UNAUTHORIZED,
     INSERT_MANY_PATH,
     INSERT_PATH,
     MAX_TEXT_LENGTH,
+    MODIFIED_AT_FIELD,
     MSG_INVALID_TOKEN,
     MSG_MISSING_PARAMETERS,
     MSG_MISSING_TOKEN,
@@ -33,22 +36,19 @@ from tests.testing.helpers import (
     OTHER_TOKEN,
     TOKEN,
     Api,
+    created_id,
+    crm_stamp,
     envelope,
 )
 
 WOLKVOX_ID = re.compile(r"[0-9a-f]{24}")
-CREATED_AT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-
-
-def created_id(response: requests.Response) -> str:
-    assert response.status_code == 200, response.text
-    wolkvox_id: str = response.json()["data"]["wolkvox_id"]
-    return wolkvox_id
 
 
 class TestSuccessEnvelopes:
     def test_insert(self, api: Api, server: FakeWolkvoxServer) -> None:
+        before = crm_stamp(server)
         response = api.insert({"Name": "Ana", "Precio": 6700, "Dir": {"type": "address", "value": "Calle 1"}})
+        after = crm_stamp(server)
 
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "application/json"
@@ -62,12 +62,14 @@ class TestSuccessEnvelopes:
             "data": {"wolkvox_id": new_id},
         }
         [record] = server.records(MODULE)
-        assert CREATED_AT.fullmatch(record.pop("wolkvox_fch_creation"))
+        created = record.pop(CREATED_AT_FIELD)
+        assert before <= created <= after  # on the CRM's clock
         assert record == {
             "Name": "Ana",
             "Precio": 6700,
             "Dir": {"type": "address", "value": "Calle 1"},
             "wolkvox_id": new_id,
+            MODIFIED_AT_FIELD: created,
             "wolkvox_usuario_creacion": "API",
         }
 
@@ -174,6 +176,8 @@ class TestRecords:
 
 
 TOO_LONG = "x" * (MAX_TEXT_LENGTH + 1)
+# A documented endpoint the fake does not serve (its body is not public).
+UNSERVED_PATH = f"{API_ROOT}/custom/updateMany.php"
 
 
 @pytest.mark.parametrize(
@@ -281,11 +285,9 @@ INVALID_TOKEN = (403, ERROR_FORBIDDEN, MSG_INVALID_TOKEN)
             {"path": QUERY_PATH, "body": without(QUERY_BODY, "value")}, MISSING, id="query-no-value"
         ),
         pytest.param({"path": TOKEN_INFO_PATH}, MISSING, id="token-info-no-operation"),
+        pytest.param({"path": UNSERVED_PATH}, (400, ERROR_BAD_REQUEST, MSG_UNKNOWN_API), id="path"),
         pytest.param(
-            {"path": "/server/API/v2/custom/delete.php"}, (400, ERROR_BAD_REQUEST, MSG_UNKNOWN_API), id="path"
-        ),
-        pytest.param(
-            {"path": "/server/API/v2/custom/delete.php", "token": None},
+            {"path": UNSERVED_PATH, "token": None},
             (400, ERROR_BAD_REQUEST, MSG_UNKNOWN_API),
             id="path-before-token",
         ),

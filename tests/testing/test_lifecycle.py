@@ -62,19 +62,32 @@ class TestTransport:
         assert (closing.status_code, closing.headers["Connection"]) == (200, "close")
         assert (after.status_code, after.headers.get("Connection")) == (200, None)
 
-    def test_chunked_body(self, api: Api, server: FakeWolkvoxServer) -> None:
+    def test_chunked_body_is_refused_with_length_required(self, api: Api, server: FakeWolkvoxServer) -> None:
         body = json.dumps({"operation": OPERATION, "module": MODULE, "fields": {"Name": "Ana"}}).encode()
         chunks = iter([body[:10], body[10:]])  # requests sends a generator chunked
 
         response = api.call(INSERT_PATH, data=chunks)
 
-        assert response.status_code == 200, response.text
-        assert server.records(MODULE)[0]["Name"] == "Ana"
+        # http.server does not decode chunked request bodies; the fake refuses them before handling.
+        assert (response.status_code, response.headers["Connection"]) == (411, "close")
+        assert (server.record_count(MODULE), server.calls(), server.quota_used(TOKEN)) == (0, 0, 0)
 
-    def test_malformed_request_is_refused_and_closed(self, server: FakeWolkvoxServer) -> None:
-        answer = raw_exchange(server, b"POST /x HTTP/1.1\r\nContent-Length: many\r\n\r\n")
+    @pytest.mark.parametrize(
+        "request_head",
+        [
+            pytest.param(b"POST /x HTTP/1.1\r\nContent-Length: many\r\n\r\n", id="content-length"),
+            pytest.param(b"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", id="negative-length"),
+            pytest.param(b"POST /x y HTTP/1.1\r\n\r\n", id="request-line"),
+        ],
+    )
+    def test_malformed_request_is_refused_and_closed(
+        self, server: FakeWolkvoxServer, request_head: bytes
+    ) -> None:
+        answer = raw_exchange(server, request_head)
 
-        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 ")  # http.server's own answer and reason phrase
+        assert b"\r\nConnection: close\r\n" in answer
+        assert server.calls() == 0
 
     def test_expect_continue_and_connection_close(self, server: FakeWolkvoxServer) -> None:
         body = json.dumps({"operation": OPERATION, "module": MODULE, "fields": {"Name": "Ana"}}).encode()
