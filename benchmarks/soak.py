@@ -51,7 +51,8 @@ from _harness import (
     time_limit,
 )
 
-from airflow_provider_wolkvox.client import BulkLoad, RecordResult, RecordStatus, WolkvoxClient
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client import BulkLoad, LoadOptions, RecordResult, RecordStatus, WolkvoxClient
 from airflow_provider_wolkvox.testing import Fault
 
 DEDUPE_FIELD = "Email"
@@ -59,6 +60,10 @@ FAULTS = tuple(fault for fault in Fault if fault not in (Fault.RESPOND, Fault.QU
 # Outcomes under which a stored record may carry an id no result reports.
 _ID_NOT_REPORTED = frozenset({RecordStatus.OUTCOME_UNKNOWN, RecordStatus.CREATED_ID_UNKNOWN})
 _NEVER_STORED = frozenset({RecordStatus.REJECTED, RecordStatus.NOT_SENT})
+_PATHS = (api.INSERT_MANY_PATH, api.QUERY_PATH, api.QUERY_DATES_PATH)
+# With dedupe_field, the calls of the load may exceed ceil(N / B) by this share at most: settling a lost
+# batch costs one or two calls, not one per record.
+CALLS_TARGET = 1.1
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class Tally:
     duplicates: int
     seconds: float
     calls: int
+    calls_by_endpoint: dict[str, int]
     faults: dict[str, int]
 
 
@@ -142,14 +148,8 @@ def soak(
     server.inject_random(args.fault_rate, FAULTS, seed=args.seed, delay=args.slow_delay)
     with WolkvoxClient(server.url, TOKEN, timeout=args.timeout) as client:
         started = time.perf_counter()
-        load = BulkLoad(
-            client,
-            OPERATION,
-            MODULE,
-            records,
-            batch_size=args.batch_size,
-            dedupe_field=DEDUPE_FIELD if dedupe else None,
-        )
+        options = LoadOptions(batch_size=args.batch_size, dedupe_field=DEDUPE_FIELD if dedupe else None)
+        load = BulkLoad(client, OPERATION, MODULE, records, options)
         results = list(load)
         seconds = time.perf_counter() - started
     server.clear_faults()
@@ -162,12 +162,14 @@ def soak(
         server.duplicates(DEDUPE_FIELD),
         seconds,
         server.calls(),
+        {path.rsplit("/", 1)[-1]: server.calls(path) for path in _PATHS},
         server.faults(),
     )
 
 
 def report(tallies: list[Tally], args: argparse.Namespace) -> bool:
     """Print the table, the faults met and the targets; return whether every target is met."""
+    batches = -(-args.records // args.batch_size)
     print(
         f"\nSoak: {args.records} records, batches of {args.batch_size}, {args.fault_rate:.0%} of requests "
         f"faulted (seed {args.seed}), client read timeout {args.timeout:g} s, "
@@ -207,8 +209,10 @@ def report(tallies: list[Tally], args: argparse.Namespace) -> bool:
     for tally in tallies:
         books = tally.accounting
         faults = ", ".join(f"{count} {name}" for name, count in sorted(tally.faults.items()))
+        calls = ", ".join(f"{count} {name}" for name, count in tally.calls_by_endpoint.items())
         print(
-            f"{tally.name}: faults injected: {faults or 'none'}. Outcome unknown but stored: "
+            f"{tally.name}: calls: {calls}; {tally.calls / batches:.3f} x ceil(N / B) = {batches}. "
+            f"Faults injected: {faults or 'none'}. Outcome unknown but stored: "
             f"{books.unknown_stored} of {books.counts[RecordStatus.OUTCOME_UNKNOWN]}. Lost: "
             f"{books.unaccounted} without exactly one result, {books.false_created} reported created "
             f"but not stored so, {books.orphans} stored but not reported"
@@ -217,6 +221,11 @@ def report(tallies: list[Tally], args: argparse.Namespace) -> bool:
     deduped, plain = (tally.accounting for tally in tallies)
     return all(
         [
+            check(
+                f"with dedupe_field: {tallies[0].calls} calls <= {CALLS_TARGET} x ceil(N / B) = "
+                f"{CALLS_TARGET * batches:.0f}",
+                tallies[0].calls <= CALLS_TARGET * batches,
+            ),
             check(
                 f"with dedupe_field: duplicates {tallies[0].duplicates}, outcome unknown "
                 f"{deduped.counts[RecordStatus.OUTCOME_UNKNOWN]}, lost {deduped.lost} (all 0)",

@@ -54,10 +54,9 @@ class RecordingTaskInstance:
 
 def simultaneous_refusals(server: Any) -> int:
     """Requests the fake refused for a third request in flight: none, for a client that keeps the limit."""
-    return sum(
-        entry.status == 403 and entry.fault is None and entry.module is None and entry.operation is not None
-        for entry in server.request_log
-    )
+    from airflow_provider_wolkvox.api import MSG_TOO_MANY_SIMULTANEOUS
+
+    return sum(entry.msg == MSG_TOO_MANY_SIMULTANEOUS and entry.fault is None for entry in server.request_log)
 
 
 def connection_json(host: str, *, token: str = TOKEN, **extra: object) -> str:

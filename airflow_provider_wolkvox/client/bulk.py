@@ -15,7 +15,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from typing import Any
 
 from airflow_provider_wolkvox.client.client import WolkvoxClient
@@ -25,7 +24,9 @@ from airflow_provider_wolkvox.client.pipeline import ordered
 from airflow_provider_wolkvox.client.records import (
     ContentKeys,
     PreparedRecord,
+    batch_body,
     check_records_argument,
+    chunks,
     prepare_records,
 )
 from airflow_provider_wolkvox.client.results import LoadSummary, RecordResult, RecordStatus
@@ -34,8 +35,10 @@ from airflow_provider_wolkvox.exceptions import WolkvoxError
 
 log = logging.getLogger(__name__)
 
-# A group of records (see BulkLoad._requests) holds at most this many requests' worth of records.
+# A group of records (see BulkLoad._journalled_requests) holds at most this many requests' worth.
 _GROUP_SPAN = 10
+#: Records to settle together, and their encoded request body when it was built in advance.
+Request = tuple[list[PreparedRecord], bytes | None]
 
 
 class BulkLoad:
@@ -68,16 +71,22 @@ class BulkLoad:
         self.journal = journal
         self.sender = Sender(client, operation, module, self.options, journal)
         self.summary = LoadSummary()
-        self._records: Iterable[PreparedRecord]
+        # A journal names records by their own JSON; other loads encode a batch at a time.
+        encode_each = journal is not None or self.options.single
+        prepared = prepare_records(records, encode=encode_each)
+        if journal is not None:
+            prepared = map(ContentKeys(module).assign, prepared)
+        self._requests: Iterable[Request] = (
+            self._journalled_requests(prepared, journal)
+            if journal is not None
+            else self._batches(prepared, encode_each)
+        )
         if isinstance(records, Sequence):
             # In memory already: check and encode everything before the first request.
-            self._records = list(prepare_records(records))
+            self._requests = list(self._requests)
             self.total: int | None = len(records)
         else:
-            self._records = prepare_records(records)
             self.total = total
-        if journal is not None:
-            self._records = map(ContentKeys(module).assign, self._records)
 
     @property
     def stop_error(self) -> WolkvoxError | None:
@@ -93,14 +102,9 @@ class BulkLoad:
         started = last_progress = time.monotonic()
         calls_before = self.client.calls
         options = self.options
-        requests = (
-            self._requests(self.journal)
-            if self.journal
-            else _chunks(self._records, options.records_per_request)
-        )
         try:
             with ThreadPoolExecutor(options.max_in_flight, thread_name_prefix="wolkvox-load") as pool:
-                for results in ordered(pool, self._settle, requests, ahead=options.max_in_flight):
+                for results in ordered(pool, self._settle, self._requests, ahead=options.max_in_flight):
                     for result in results:
                         self.summary.add(result)
                         yield result
@@ -118,7 +122,13 @@ class BulkLoad:
                     self.summary.counts[RecordStatus.NOT_SENT],
                 )
 
-    def _requests(self, journal: Journal) -> Iterator[list[PreparedRecord]]:
+    def _batches(self, records: Iterable[PreparedRecord], encoded: bool) -> Iterator[Request]:
+        """The input a request at a time, each batch encoded as it is read (an unencodable record
+        raises ``WolkvoxInputError`` naming it, before its request)."""
+        for group in chunks(records, self.options.records_per_request):
+            yield group, None if encoded else batch_body(self.operation, self.module, group)
+
+    def _journalled_requests(self, records: Iterable[PreparedRecord], journal: Journal) -> Iterator[Request]:
         """The input in groups holding one request's worth of records to send.
 
         Records an earlier try settled ride along in the group of the next records to send, so a
@@ -127,20 +137,21 @@ class BulkLoad:
         limit = self.options.records_per_request
         group: list[PreparedRecord] = []
         to_send = 0
-        for record in self._records:
+        for record in records:
             group.append(record)
             note = journal.recall(str(record.key))
             to_send += note is None or note.status in SEND_AGAIN
             if to_send == limit or len(group) == limit * _GROUP_SPAN:
-                yield group
+                yield group, None
                 group, to_send = [], 0
         if group:
-            yield group
+            yield group, None
 
-    def _settle(self, records: list[PreparedRecord]) -> list[RecordResult]:
+    def _settle(self, request: Request) -> list[RecordResult]:
         """The results of one request's worth of records: sent, or recalled from the journal."""
+        records, body = request
         if self.journal is None:
-            return self.sender.send(records)
+            return self.sender.send(records, body=body)
         known: dict[int, RecordResult] = {}
         in_doubt: defaultdict[tuple[float, float], list[PreparedRecord]] = defaultdict(list)
         to_send: list[PreparedRecord] = []
@@ -172,9 +183,3 @@ class BulkLoad:
             self.summary.failed,
             self.client.calls - calls_before,
         )
-
-
-def _chunks(records: Iterable[PreparedRecord], size: int) -> Iterator[list[PreparedRecord]]:
-    source = iter(records)
-    while chunk := list(islice(source, size)):
-        yield chunk

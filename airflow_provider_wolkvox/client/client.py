@@ -77,7 +77,7 @@ class WolkvoxClient:
         # the HTTP stack is loaded when a client is made, at task run time.
         import requests
 
-        from airflow_provider_wolkvox.client.session import WolkvoxAdapter
+        from airflow_provider_wolkvox.client.session import Watchdog, WolkvoxAdapter
 
         self._session = requests.Session()
         # Proxy and CA-bundle settings from the environment are resolved once here rather than on
@@ -90,6 +90,7 @@ class WolkvoxClient:
             )
         self._session.verify = (ca_bundle or True) if verify else False
         self._session.trust_env = False
+        self._watchdog = Watchdog(timeout)
         adapter = WolkvoxAdapter()
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -115,6 +116,7 @@ class WolkvoxClient:
 
     def close(self) -> None:
         self._session.close()
+        self._watchdog.close()
 
     @property
     def calls(self) -> int:
@@ -271,14 +273,14 @@ class WolkvoxClient:
         """One HTTP exchange through the token gate: the status and the body's text, token redacted."""
         import requests  # loaded by __init__ already
 
-        from airflow_provider_wolkvox.client.session import exchange, network_error
+        from airflow_provider_wolkvox.client.session import network_error
 
         with self._gate:
             with self._calls_lock:
                 self._calls += 1
             prepared = self._prepared(method, path, params)
             prepared.prepare_body(body, None)
-            with exchange(self._timeout) as sent:
+            with self._watchdog.watch() as sent:
                 try:
                     response = self._session.send(
                         prepared, timeout=self._socket_timeouts, allow_redirects=False

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
-from airflow_provider_wolkvox.fields import prepare_record
+from airflow_provider_wolkvox.fields import encode_fields, encode_json, prepare_fields, prepare_record
 
 
 @dataclass(slots=True)
@@ -18,13 +19,14 @@ class PreparedRecord:
 
     :param index: its position in the input (0-based).
     :param fields: the JSON-ready fields.
-    :param body: the record's JSON exactly as a request carries it.
+    :param body: the record's JSON exactly as a request carries it, when encoded on its own (see
+        :func:`prepare_records`).
     :param key: its content key, when a journal is kept (see :class:`ContentKeys`).
     """
 
     index: int
     fields: dict[str, Any]
-    body: bytes
+    body: bytes | None = None
     key: str | None = None
 
 
@@ -34,11 +36,47 @@ def check_records_argument(records: object) -> None:
         raise WolkvoxInputError(f"records must be an iterable of mappings, got {type(records).__name__}")
 
 
-def prepare_records(records: Iterable[Mapping[str, Any]]) -> Iterator[PreparedRecord]:
-    """Check and encode each record as it is read; a bad one raises ``WolkvoxInputError`` naming it."""
+def prepare_records(records: Iterable[Mapping[str, Any]], *, encode: bool = True) -> Iterator[PreparedRecord]:
+    """Check (and ``encode``) each record as it is read; a bad one raises ``WolkvoxInputError`` naming it.
+
+    Without ``encode``, records are encoded a batch at a time by :func:`batch_body`, which costs a
+    third of encoding them one by one.
+    """
     for index, fields in enumerate(records):
-        prepared, body = prepare_record(fields, record=index)
-        yield PreparedRecord(index, prepared, body)
+        if encode:
+            prepared, body = prepare_record(fields, record=index)
+            yield PreparedRecord(index, prepared, body)
+        else:
+            yield PreparedRecord(index, prepare_fields(fields, record=index))
+
+
+def batch_body(operation: str, module: str, records: Sequence[PreparedRecord]) -> bytes:
+    """The ``insertMany.php`` body of ``records``.
+
+    :raises WolkvoxInputError: a record that cannot be encoded, named with its field.
+    """
+    bodies = [record.body for record in records]
+    if all(body is not None for body in bodies):
+        joined = b",".join(bodies)  # type: ignore[arg-type]
+    else:
+        try:
+            joined = encode_json([record.fields for record in records])[1:-1]
+        except (TypeError, ValueError, RecursionError):
+            for record in records:
+                encode_fields(record.fields, record=record.index)
+            raise
+    return b'{"operation":%s,"module":%s,"fields":[%s]}' % (
+        encode_json(operation),
+        encode_json(module),
+        joined,
+    )
+
+
+def chunks(records: Iterable[PreparedRecord], size: int) -> Iterator[list[PreparedRecord]]:
+    """``records`` in lists of ``size`` (the last one shorter)."""
+    source = iter(records)
+    while chunk := list(islice(source, size)):
+        yield chunk
 
 
 class ContentKeys:
@@ -53,6 +91,7 @@ class ContentKeys:
         self._copies: Counter[str] = Counter()
 
     def assign(self, record: PreparedRecord) -> PreparedRecord:
+        assert record.body is not None, "a journalled load encodes each record on its own"
         digest = hashlib.blake2b(self._scope + record.body, digest_size=10).hexdigest()
         self._copies[digest] += 1
         record.key = f"{digest}:{self._copies[digest]}"

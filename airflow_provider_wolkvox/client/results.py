@@ -27,7 +27,7 @@ class RecordStatus(str, enum.Enum):
 FAILED_STATUSES = frozenset({RecordStatus.REJECTED, RecordStatus.OUTCOME_UNKNOWN, RecordStatus.NOT_SENT})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     """The outcome of input record ``index`` (0-based position in the input)."""
 

@@ -16,7 +16,7 @@ from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
 from airflow_provider_wolkvox.client.journal import Journal
 from airflow_provider_wolkvox.client.options import LoadOptions
-from airflow_provider_wolkvox.client.records import PreparedRecord
+from airflow_provider_wolkvox.client.records import PreparedRecord, batch_body
 from airflow_provider_wolkvox.client.results import RecordResult, RecordStatus
 from airflow_provider_wolkvox.client.settle import Settler
 from airflow_provider_wolkvox.exceptions import (
@@ -24,7 +24,6 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxError,
     WolkvoxOutcomeUnknownError,
 )
-from airflow_provider_wolkvox.fields import encode_json
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +61,16 @@ class Sender:
         self.stop_error: WolkvoxError | None = None
         self._stop_lock = threading.Lock()
 
-    def send(self, records: Sequence[PreparedRecord], attempt: int = 1) -> list[RecordResult]:
-        """Insert ``records``; one result each, in their order."""
+    def send(
+        self, records: Sequence[PreparedRecord], attempt: int = 1, body: bytes | None = None
+    ) -> list[RecordResult]:
+        """Insert ``records``; one result each, in their order.
+
+        :param body: their ``insertMany.php`` body, when already encoded (see ``records.batch_body``).
+        """
         if self.options.single:
             return [result for record in records for result in self._outcome([record], attempt)]
-        return self._outcome(records, attempt)
+        return self._outcome(records, attempt, body)
 
     def settle(self, records: Sequence[PreparedRecord], sent_at: float, until: float) -> list[RecordResult]:
         """Settle records an earlier try left in doubt (its request was sent at ``sent_at``)."""
@@ -78,8 +82,10 @@ class Sender:
         self._note(None, records, direct, sent_at)
         return self._merge(direct, self.send(absent, 2) if absent else [])
 
-    def _outcome(self, records: Sequence[PreparedRecord], attempt: int) -> list[RecordResult]:
-        outcome = self._request(records, attempt)
+    def _outcome(
+        self, records: Sequence[PreparedRecord], attempt: int, body: bytes | None = None
+    ) -> list[RecordResult]:
+        outcome = self._request(records, attempt, body)
         return (
             self._isolate(records, outcome, attempt)
             if isinstance(outcome, WolkvoxBadRequestError)
@@ -120,7 +126,7 @@ class Sender:
         return results
 
     def _request(
-        self, records: Sequence[PreparedRecord], attempt: int
+        self, records: Sequence[PreparedRecord], attempt: int, body: bytes | None = None
     ) -> list[RecordResult] | WolkvoxBadRequestError:
         """One call for ``records``; a batch of several refused for its records comes back as the error."""
         if self.stop_error is not None:
@@ -129,7 +135,7 @@ class Sender:
         absent: list[PreparedRecord] = []
         refusal: WolkvoxBadRequestError | None = None
         try:
-            ids = self._call(records)
+            ids = self._call(records, body)
         except WolkvoxBadRequestError as error:
             if not self.options.single and _refuses_the_request(error):
                 direct = self._stopped(records, error)
@@ -152,14 +158,10 @@ class Sender:
             return self._merge(direct, self.send(absent, attempt + 1))
         return direct
 
-    def _call(self, records: Sequence[PreparedRecord]) -> list[str] | None:
+    def _call(self, records: Sequence[PreparedRecord], body: bytes | None) -> list[str] | None:
         if self.options.single:
             return [self.client.insert(self.operation, self.module, records[0].fields)]
-        body = b'{"operation":%s,"module":%s,"fields":[%s]}' % (
-            encode_json(self.operation),
-            encode_json(self.module),
-            b",".join(record.body for record in records),
-        )
+        body = body or batch_body(self.operation, self.module, records)
         return self.client.insert_batch(self.module, body, len(records))
 
     def _created(

@@ -2,7 +2,7 @@
 
 Everything goes through ``requests.adapters.HTTPAdapter``. Two small additions ride on urllib3's
 own classes: each request knows whether a byte of it may have left (the connection's ``send`` was
-called), and a watchdog shuts the connection down once the request's whole deadline has passed, so
+called), and a watchdog thread shuts the connection down once the request's whole deadline has passed, so
 that an answer trickling in byte by byte, or an endless run of ``100 Continue`` lines, cannot hold a
 request slot past the Connection's timeout. :func:`network_error` then reads urllib3's and
 requests' exception types (the way ``urllib3.util.retry.Retry`` tells connect errors from read
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from socket import SHUT_RDWR
 from typing import Any
@@ -77,19 +78,54 @@ class Exchange:
                 sock.shutdown(SHUT_RDWR)
 
 
-@contextlib.contextmanager
-def exchange(deadline: float) -> Iterator[Exchange]:
-    """Track the request the calling thread sends next; shut its connection down after ``deadline`` s."""
-    current = Exchange()
-    watchdog = threading.Timer(deadline, current.expire)
-    watchdog.daemon = True
-    _current.exchange = current
-    watchdog.start()
-    try:
-        yield current
-    finally:
-        watchdog.cancel()
-        _current.exchange = None
+class Watchdog:
+    """Shuts down the connection of each request still waiting at its deadline; one thread per client.
+
+    :param seconds: every request's deadline, from its start. The thread starts with the first
+        request, sleeps until the earliest deadline, and, with none, for ``seconds``: any request
+        started meanwhile has a later deadline than that, so no request needs to wake it.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._wake = threading.Condition()
+        self._deadlines: dict[Exchange, float] = {}
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[Exchange]:
+        """Track the request the calling thread sends next; shut its connection down at the deadline."""
+        current = Exchange()
+        with self._wake:
+            if self._thread is None or self._closed:  # the first request, or one after close()
+                self._closed = False
+                self._thread = threading.Thread(target=self._run, name="wolkvox-deadlines", daemon=True)
+                self._thread.start()
+            self._deadlines[current] = time.monotonic() + self.seconds
+        _current.exchange = current
+        try:
+            yield current
+        finally:
+            _current.exchange = None
+            with self._wake:
+                self._deadlines.pop(current, None)
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while not self._closed:
+                now = time.monotonic()
+                for current, deadline in list(self._deadlines.items()):
+                    if deadline <= now:
+                        current.expire()
+                        self._deadlines.pop(current, None)
+                earliest = min(self._deadlines.values(), default=now + self.seconds)
+                self._wake.wait(earliest - now)
 
 
 class _TrackedConnection(HTTPConnection):

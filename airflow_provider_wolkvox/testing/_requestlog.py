@@ -28,6 +28,7 @@ class RequestLogEntry:
     :param record_count: how many records the request carried (or named, for update and delete).
     :param fault: the injected fault, if any.
     :param ids: the ids of the records the request stored, updated or deleted.
+    :param msg: the ``msg`` of the fake's own error answer (refusals), else None.
     """
 
     method: str
@@ -38,6 +39,7 @@ class RequestLogEntry:
     record_count: int
     fault: Fault | None
     ids: tuple[str, ...]
+    msg: str | None = None
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Exchange:
             self.record_count,
             self.fault,
             self.ids,
+            None if reply is None else reply.msg,
         )
 
 

@@ -18,11 +18,13 @@ class Reply:
     :param status: the HTTP status code.
     :param body: the body bytes, sent with an exact ``Content-Length``.
     :param content_type: the ``Content-Type`` header.
+    :param msg: the envelope's ``msg`` of an error answer, for the request log.
     """
 
     status: int
     body: bytes
     content_type: str = JSON_CONTENT_TYPE
+    msg: str | None = None
 
 
 def json_reply(status: int, payload: Any) -> Reply:
@@ -36,7 +38,8 @@ def error_reply(status: int, error: str, msg: str) -> Reply:
     The vendor does not document ``data`` on errors; the fake sends an empty list, as PHP encodes an
     empty array, so that clients cannot depend on ``data`` being absent or null.
     """
-    return json_reply(status, {"code": status, "error": error, "msg": msg, "data": []})
+    reply = json_reply(status, {"code": status, "error": error, "msg": msg, "data": []})
+    return Reply(reply.status, reply.body, reply.content_type, msg)
 
 
 def raw_reply(status: int, body: Mapping[str, Any] | str | bytes) -> Reply:

@@ -243,6 +243,63 @@ def test_lost_answer_is_settled_by_the_dedupe_field(server: FakeWolkvoxServer, c
     assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(30)]
 
 
+def calls_by_endpoint(server: FakeWolkvoxServer) -> dict[str, int]:
+    paths = (api.INSERT_MANY_PATH, api.QUERY_PATH, api.QUERY_DATES_PATH)
+    return {path.rsplit("/", 1)[-1]: server.calls(path) for path in paths}
+
+
+@pytest.mark.parametrize(
+    ("fault", "calls"),
+    [
+        # Stored, answer lost: one look-up reads the CRM's clock off batch 1, one window finds batch 3.
+        (Fault.STORE_THEN_DROP, {"insertMany.php": 5, "query.php": 1, "queryDates.php": 1}),
+        # Never stored: the window is read whole and holds none of them, so batch 3 is sent again.
+        (Fault.DROP_BEFORE, {"insertMany.php": 6, "query.php": 1, "queryDates.php": 1}),
+    ],
+)
+def test_a_lost_batch_is_settled_by_one_window_on_the_crm_clock(fault: Fault, calls: dict[str, int]) -> None:
+    # The CRM's clock is 5 h behind UTC (the fake's default): the window must be placed on it.
+    with FakeWolkvoxServer({TOKEN: OPERATION}, utc_offset_hours=-5) as server:
+        server.inject(fault, path=api.INSERT_MANY_PATH, after=2)
+        with WolkvoxClient(server.url, TOKEN, retry_policy=FAST_RETRIES) as wolkvox:
+            results = list(load(wolkvox, contacts(50), batch_size=10, max_in_flight=1, dedupe_field="Email"))
+        stored = server.records("contacts")
+        assert calls_by_endpoint(server) == calls
+    by_email = {record["Email"]: record["wolkvox_id"] for record in stored}
+    assert len(by_email) == len(stored) == 50
+    assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(50)]
+
+
+def test_later_lost_batches_cost_one_window_each_once_the_clock_is_known(server: FakeWolkvoxServer) -> None:
+    server.inject(Fault.STORE_THEN_500, path=api.INSERT_MANY_PATH, after=1)
+    server.inject(Fault.STORE_THEN_DROP, path=api.INSERT_MANY_PATH, after=2)
+    with WolkvoxClient(server.url, TOKEN, retry_policy=FAST_RETRIES) as wolkvox:
+        results = list(load(wolkvox, contacts(60), batch_size=10, max_in_flight=1, dedupe_field="Email"))
+
+    assert {r.status for r in results} == {RecordStatus.CREATED}
+    assert calls_by_endpoint(server) == {"insertMany.php": 6, "query.php": 1, "queryDates.php": 2}
+    assert len(server.records("contacts")) == 60
+
+
+def test_a_window_too_dense_to_read_whole_falls_back_to_one_look_up_per_record(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    # 1,500 records created in the same second as the load: no answer of 1,000 can show them all.
+    server.add_records("contacts", [{"Nombre": f"otro {n}"} for n in range(1500)])
+    server.inject(Fault.STORE_THEN_DROP, path=api.INSERT_MANY_PATH, after=1)
+    results = list(load(client, contacts(20), batch_size=10, max_in_flight=1, dedupe_field="Email"))
+
+    assert {r.status for r in results} == {RecordStatus.CREATED}
+    calls = calls_by_endpoint(server)
+    assert calls["insertMany.php"] == 2
+    assert calls["query.php"] == 1 + 10  # the clock's reference, then each record of the lost batch
+    assert 1 <= calls["queryDates.php"] <= 5  # pages of the window until it proves unreadable
+    by_email = {
+        record["Email"]: record["wolkvox_id"] for record in server.records("contacts") if "Email" in record
+    }
+    assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(20)]
+
+
 def test_progress_is_logged(client: WolkvoxClient, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
         list(load(client, contacts(50), batch_size=5, progress_interval=0))

@@ -400,6 +400,11 @@ def test_concurrency_is_limited_per_token_in_real_time() -> None:
         assert server.max_in_flight(TOKEN) == 2
         assert server.max_in_flight(OTHER_TOKEN) == 1
         assert server.quota_used(TOKEN) == 2
+        # The request log names the refusal, so that tests can tell a client kept the limit.
+        assert [entry.msg for entry in server.request_log if entry.status == 403] == [
+            MSG_TOO_MANY_SIMULTANEOUS
+        ]
+        assert {entry.msg for entry in server.request_log if entry.status == 200} == {None}
 
 
 def test_requests_one_after_the_other_are_never_refused(api: Api, server: FakeWolkvoxServer) -> None:
