@@ -109,7 +109,11 @@ def encode_fields(fields: dict[str, Any], *, record: int | str | None = None) ->
 
 
 def prepare_fields(fields: Any, *, record: int | str | None = None) -> dict[str, Any]:
-    """Check one record's fields and return a JSON-ready copy.
+    """Check one record's fields and return them JSON-ready.
+
+    A plain dict of plain values (text, numbers, booleans, None) is returned as it is, not copied (a
+    bulk load holds every record of an in-memory input); anything else as a converted copy. Callers
+    never change the dict they get.
 
     :param fields: mapping of field label to value.
     :param record: the record's index or file line, named in errors.
@@ -121,7 +125,7 @@ def prepare_fields(fields: Any, *, record: int | str | None = None) -> dict[str,
             if type(name) is not str or type(value) not in _PLAIN_TYPES or not name.strip():
                 break
         else:
-            return dict(fields)
+            return fields
     where = _where(record)
     if not isinstance(fields, Mapping):
         raise WolkvoxInputError(
