@@ -40,7 +40,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION_NAME,
-                "python-modules": ["airflow_provider_wolkvox.operators.insert"],
+                "python-modules": [
+                    "airflow_provider_wolkvox.operators.insert",
+                    "airflow_provider_wolkvox.operators.upsert",
+                ],
             }
         ],
         "connection-types": [

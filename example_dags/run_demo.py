@@ -9,6 +9,7 @@ exits non-zero if any task failed. The tests reuse :func:`run_dag`.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -24,6 +25,7 @@ EXAMPLE_DAG_IDS = (
     "example_wolkvox_bulk_load",
     "example_wolkvox_chunked_load",
 )
+SYNC_DAG_ID = "example_wolkvox_sync"
 
 
 def configure_airflow(home: Path) -> None:
@@ -109,6 +111,12 @@ def main() -> int:
     with FakeWolkvoxServer({"demo-token": "demo"}, unique_fields={"contacts": ["Email"]}) as server:
         os.environ[CONN_ENV_VAR] = server.airflow_connection()
         outcomes = [run_dag(dag_id) for dag_id in EXAMPLE_DAG_IDS]
+        # The sync runs twice, as on two nights: the second one finds everything unchanged.
+        sync_dir = DEMO_HOME / "sync"
+        shutil.rmtree(sync_dir, ignore_errors=True)
+        sync_dir.mkdir(parents=True)
+        syncs = [run_dag(SYNC_DAG_ID, run_conf={"state_dir": str(sync_dir)}) for _ in range(2)]
+        outcomes += syncs
         print("\n=== wolkvox demo: example DAGs against the embedded fake CRM at", server.url)
         for outcome in outcomes:
             print(f"\n{outcome.dag_id}: {outcome.state}")
@@ -119,6 +127,8 @@ def main() -> int:
                 print(f"  {label:<22} {state:<8} returned {shown}")
                 failed |= state != "success"
             failed |= outcome.state != "success"
+        [second_summary] = syncs[1].values_of("sync_contacts")
+        print(f"\n{SYNC_DAG_ID}, second run: {second_summary}")
         for module in ("contacts", "leads"):
             records = server.records(module)
             print(f"\nrecords now in the fake CRM, module {module!r}: {len(records)}")

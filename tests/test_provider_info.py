@@ -30,7 +30,10 @@ def test_provider_info_declares_hook_operators_and_connection_type() -> None:
     assert info["package-name"] == "airflow-provider-wolkvox"
     assert info["versions"] == [airflow_provider_wolkvox.__version__]
     assert info["hooks"][0]["python-modules"] == ["airflow_provider_wolkvox.hooks.wolkvox"]
-    assert info["operators"][0]["python-modules"] == ["airflow_provider_wolkvox.operators.insert"]
+    assert info["operators"][0]["python-modules"] == [
+        "airflow_provider_wolkvox.operators.insert",
+        "airflow_provider_wolkvox.operators.upsert",
+    ]
     [conn_type] = info["connection-types"]
     assert conn_type["connection-type"] == "wolkvox"
     assert conn_type["hook-class-name"] == "airflow_provider_wolkvox.hooks.wolkvox.WolkvoxHook"

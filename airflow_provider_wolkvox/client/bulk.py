@@ -10,15 +10,13 @@ otherwise sent.
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.journal import IN_DOUBT, SEND_AGAIN, Journal
+from airflow_provider_wolkvox.client.journal import SEND_AGAIN, Journal
 from airflow_provider_wolkvox.client.options import LoadOptions
 from airflow_provider_wolkvox.client.pipeline import ordered
 from airflow_provider_wolkvox.client.records import (
@@ -27,6 +25,7 @@ from airflow_provider_wolkvox.client.records import (
     batch_body,
     check_records_argument,
     chunks,
+    groups,
     prepare_records,
 )
 from airflow_provider_wolkvox.client.results import LoadSummary, RecordResult, RecordStatus
@@ -35,8 +34,8 @@ from airflow_provider_wolkvox.exceptions import WolkvoxError
 
 log = logging.getLogger(__name__)
 
-# A group of records (see BulkLoad._journalled_requests) holds at most this many requests' worth.
-_GROUP_SPAN = 10
+#: A group of records (see ``records.groups``) holds at most this many requests' worth.
+GROUP_SPAN = 10
 #: Records to settle together, and their encoded request body when it was built in advance.
 Request = tuple[list[PreparedRecord], bytes | None]
 
@@ -134,42 +133,22 @@ class BulkLoad:
         Records an earlier try settled ride along in the group of the next records to send, so a
         later try sends ``ceil(left / batch_size)`` requests however the records left are spread.
         """
-        limit = self.options.records_per_request
-        group: list[PreparedRecord] = []
-        to_send = 0
-        for record in records:
-            group.append(record)
+
+        def to_send(record: PreparedRecord) -> bool:
             note = journal.recall(str(record.key))
-            to_send += note is None or note.status in SEND_AGAIN
-            if to_send == limit or len(group) == limit * _GROUP_SPAN:
-                yield group, None
-                group, to_send = [], 0
-        if group:
+            return note is None or note.status in SEND_AGAIN
+
+        for group in groups(records, to_send, self.options.records_per_request, GROUP_SPAN):
             yield group, None
 
     def _settle(self, request: Request) -> list[RecordResult]:
         """The results of one request's worth of records: sent, or recalled from the journal."""
         records, body = request
-        if self.journal is None:
-            return self.sender.send(records, body=body)
-        known: dict[int, RecordResult] = {}
-        in_doubt: defaultdict[tuple[float, float], list[PreparedRecord]] = defaultdict(list)
-        to_send: list[PreparedRecord] = []
-        for record in records:
-            note = self.journal.recall(str(record.key))
-            if note is None or note.status in SEND_AGAIN:
-                to_send.append(record)
-            elif note.status in IN_DOUBT:
-                # Its request may have been processed up to the timeout after it went out.
-                until = min(note.answered_at or math.inf, note.sent_at + self.client.timeout)
-                in_doubt[note.sent_at, until].append(record)
-            else:
-                known[record.index] = note.result(record.index)
-        for (sent_at, until), group in in_doubt.items():
-            known.update((r.index, r) for r in self.sender.settle(group, sent_at, until))
-        if to_send:
-            known.update((r.index, r) for r in self.sender.send(to_send))
-        return [known[record.index] for record in records]
+        return (
+            self.sender.send(records, body=body)
+            if self.journal is None
+            else self.sender.send_recalled(records)
+        )
 
     def _log_progress(self, started: float, calls_before: int) -> None:
         done = self.summary.total

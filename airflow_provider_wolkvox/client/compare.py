@@ -33,6 +33,20 @@ def same_value(ours: Any, theirs: Any) -> bool:
     return bool(ours == theirs)
 
 
+def key_text(value: Any) -> str | None:
+    """A sync key's canonical text, the same for every form the CRM may give it back in (``123``,
+    ``"123"``, ``{"type": ..., "value": 123}``); None for an empty key."""
+    value = _unwrap(value)
+    if _empty(value) or isinstance(value, (dict, list, tuple)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if _is_number(value):
+        number = _number(value)
+        return None if number is None else format(number.normalize(), "f")
+    return str(value).strip() or None
+
+
 def _unwrap(value: Any) -> Any:
     """A typed field's value (with the id it points at, for a search field); other values as they are."""
     if isinstance(value, dict) and "value" in value and ("type" in value or "value_id" in value):

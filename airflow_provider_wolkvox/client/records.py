@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.fields import encode_fields, encode_json, prepare_fields, prepare_record
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -72,9 +74,24 @@ def batch_body(operation: str, module: str, records: Sequence[PreparedRecord]) -
     )
 
 
-def chunks(records: Iterable[PreparedRecord], size: int) -> Iterator[list[PreparedRecord]]:
-    """``records`` in lists of ``size`` (the last one shorter)."""
-    source = iter(records)
+def groups(items: Iterable[T], needs_request: Callable[[T], bool], size: int, span: int) -> Iterator[list[T]]:
+    """``items`` in groups holding ``size`` items that need a request (the others ride along), and
+    at most ``size * span`` items in all, so that a group is one request's worth of work."""
+    group: list[T] = []
+    count = 0
+    for item in items:
+        group.append(item)
+        count += needs_request(item)
+        if count == size or len(group) == size * span:
+            yield group
+            group, count = [], 0
+    if group:
+        yield group
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    source = iter(items)
     while chunk := list(islice(source, size)):
         yield chunk
 

@@ -21,10 +21,28 @@ class RecordStatus(str, enum.Enum):
     OUTCOME_UNKNOWN = "outcome_unknown"
     #: Never stored: the load stopped before it (spent quota, refused token, CRM unavailable).
     NOT_SENT = "not_sent"
+    #: A sync changed the fields named in ``fields`` of the record ``wolkvox_id``.
+    UPDATED = "updated"
+    #: A sync found the CRM holding these values already: nothing was written.
+    UNCHANGED = "unchanged"
+    #: A sync left the record alone by its mode (present in insert_only, absent in update_only).
+    SKIPPED = "skipped"
+    #: A sync found several CRM records holding the key (``matches``): nothing was written.
+    AMBIGUOUS = "ambiguous"
 
 
 #: States that count as a failure of the record.
-FAILED_STATUSES = frozenset({RecordStatus.REJECTED, RecordStatus.OUTCOME_UNKNOWN, RecordStatus.NOT_SENT})
+FAILED_STATUSES = frozenset(
+    {RecordStatus.REJECTED, RecordStatus.OUTCOME_UNKNOWN, RecordStatus.NOT_SENT, RecordStatus.AMBIGUOUS}
+)
+#: The states of an insert's records (a sync's take every state).
+INSERT_STATUSES = (
+    RecordStatus.CREATED,
+    RecordStatus.CREATED_ID_UNKNOWN,
+    RecordStatus.REJECTED,
+    RecordStatus.OUTCOME_UNKNOWN,
+    RecordStatus.NOT_SENT,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +56,12 @@ class RecordResult:
     msg: str | None = None
     #: The error behind a failed record, for callers that raise it (not serialised).
     cause: WolkvoxError | None = field(default=None, compare=False, repr=False)
+    #: A sync's key of the record.
+    key: str | None = None
+    #: The fields an update sent.
+    fields: tuple[str, ...] | None = None
+    #: The ids of the CRM records an ambiguous key matches.
+    matches: tuple[str, ...] | None = None
 
     @property
     def failed(self) -> bool:
@@ -50,6 +74,12 @@ class RecordResult:
             "status": self.status.value,
             "wolkvox_id": self.wolkvox_id,
         }
+        if self.key is not None:
+            row["key"] = self.key
+        if self.fields is not None:
+            row["fields"] = list(self.fields)
+        if self.matches is not None:
+            row["matches"] = list(self.matches)
         if self.error is not None or self.msg is not None:
             row["error"] = self.error
             row["msg"] = self.msg
@@ -60,7 +90,7 @@ class RecordResult:
 class LoadSummary:
     """Counts of a bulk load, by record status, with the API calls it used and its duration."""
 
-    counts: dict[RecordStatus, int] = field(default_factory=lambda: dict.fromkeys(RecordStatus, 0))
+    counts: dict[RecordStatus, int] = field(default_factory=lambda: dict.fromkeys(INSERT_STATUSES, 0))
     calls: int = 0
     elapsed_seconds: float = 0.0
     #: Why the load stopped before the end of the input, if it did.
@@ -72,7 +102,12 @@ class LoadSummary:
 
     @property
     def failed(self) -> int:
-        return sum(self.counts[status] for status in FAILED_STATUSES)
+        return sum(self.counts.get(status, 0) for status in FAILED_STATUSES)
+
+    @classmethod
+    def of_sync(cls) -> LoadSummary:
+        """An empty summary counting every state a sync's records can end in."""
+        return cls(dict.fromkeys(RecordStatus, 0))
 
     @property
     def created(self) -> int:
@@ -119,3 +154,15 @@ class TokenInfo:
     calls_left: int
     hours_to_reset: float | None
     description: str | None = None
+
+
+@dataclass
+class UpsertResult(InsertManyResult):
+    """A sync's results in input order, its summary and the plan it followed."""
+
+    plan: Any = None
+
+    @property
+    def ids_by_key(self) -> dict[str, str]:
+        """The ``wolkvox_id`` of every key the CRM now holds (created, updated, unchanged, skipped)."""
+        return {r.key: r.wolkvox_id for r in self.results if r.key is not None and r.wolkvox_id is not None}

@@ -8,13 +8,15 @@ no retry can fix (spent quota, refused token, a refused request) stops every lat
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.journal import Journal
+from airflow_provider_wolkvox.client.journal import IN_DOUBT, SEND_AGAIN, Journal
 from airflow_provider_wolkvox.client.options import LoadOptions
 from airflow_provider_wolkvox.client.records import PreparedRecord, batch_body
 from airflow_provider_wolkvox.client.results import RecordResult, RecordStatus
@@ -71,6 +73,29 @@ class Sender:
         if self.options.single:
             return [result for record in records for result in self._outcome([record], attempt)]
         return self._outcome(records, attempt, body)
+
+    def send_recalled(self, records: Sequence[PreparedRecord]) -> list[RecordResult]:
+        """Insert records of a journalled load: what an earlier try created is reused, what it left in
+        doubt is settled, the rest is sent. One result each, in their order."""
+        assert self.journal is not None
+        known: dict[int, RecordResult] = {}
+        in_doubt: defaultdict[tuple[float, float], list[PreparedRecord]] = defaultdict(list)
+        to_send: list[PreparedRecord] = []
+        for record in records:
+            note = self.journal.recall(str(record.key))
+            if note is None or note.status in SEND_AGAIN:
+                to_send.append(record)
+            elif note.status in IN_DOUBT:
+                # Its request may have been processed up to the timeout after it went out.
+                until = min(note.answered_at or math.inf, note.sent_at + self.client.timeout)
+                in_doubt[note.sent_at, until].append(record)
+            else:
+                known[record.index] = note.result(record.index)
+        for (sent_at, until), group in in_doubt.items():
+            known.update((r.index, r) for r in self.settle(group, sent_at, until))
+        if to_send:
+            known.update((r.index, r) for r in self.send(to_send))
+        return [known[record.index] for record in records]
 
     def settle(self, records: Sequence[PreparedRecord], sent_at: float, until: float) -> list[RecordResult]:
         """Settle records an earlier try left in doubt (its request was sent at ``sent_at``)."""
@@ -187,7 +212,7 @@ class Sender:
         try:
             settlement = self.settler.settle(records, sent_at, until)
         except WolkvoxError as refusal:  # a spent quota or refused token refuses every call after it
-            self._stop(refusal)
+            self.stop(refusal)
             return _results(records, RecordStatus.OUTCOME_UNKNOWN, error), []
         absent = {record.index for record in settlement.absent}
         direct = [
@@ -217,10 +242,11 @@ class Sender:
         return [resent.get(result.index, result) for result in direct]
 
     def _stopped(self, records: Sequence[PreparedRecord], error: WolkvoxError) -> list[RecordResult]:
-        self._stop(error)
+        self.stop(error)
         return _results(records, RecordStatus.NOT_SENT, error)
 
-    def _stop(self, error: WolkvoxError) -> None:
+    def stop(self, error: WolkvoxError) -> None:
+        """Send nothing more: ``error`` refuses every later call too (spent quota, refused token)."""
         with self._stop_lock:  # both sending threads may meet the same refusal
             if self.stop_error is None:
                 self.stop_error = error

@@ -13,10 +13,8 @@ the limit in one second of it) or when ``queryDates.php`` is refused.
 
 from __future__ import annotations
 
-import calendar
 import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +23,13 @@ from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
 from airflow_provider_wolkvox.client.compare import same_value
 from airflow_provider_wolkvox.client.records import PreparedRecord
+from airflow_provider_wolkvox.client.windows import WindowUnreadable, created_between, crm_seconds
 from airflow_provider_wolkvox.exceptions import WolkvoxBadRequestError, WolkvoxError
 
 log = logging.getLogger(__name__)
 
 #: Seconds every window is widened by, on both sides, for drift between the worker's and the CRM's clock.
-CLOCK_MARGIN = 2.0
+CLOCK_MARGIN = 1.0
 #: Tries of a record's look-up when the look-up itself fails.
 LOOKUP_ROUNDS = 3
 
@@ -75,9 +74,8 @@ class CrmClock:
 
     def observe(self, created: Any, sent_at: float, answered_at: float) -> bool:
         """Learn from a record created between ``sent_at`` and ``answered_at``; False if unreadable."""
-        try:
-            crm = calendar.timegm(time.strptime(str(created), api.CRM_DATETIME_FORMAT))
-        except ValueError:
+        crm = crm_seconds(created)
+        if crm is None:
             return False
         # The CRM's seconds are truncated: the record was created within [crm, crm + 1).
         low, high = crm - answered_at, crm + 1 - sent_at
@@ -87,7 +85,7 @@ class CrmClock:
             self.low, self.high = max(self.low, low), min(self.high, high)
         return True
 
-    def window(self, sent_at: float, until: float) -> tuple[float, float]:
+    def window(self, sent_at: float, until: float) -> tuple[int, int]:
         """CRM-clock seconds (as UTC epoch) in which a request sent then may have created records."""
         if self.low is None or self.high is None:
             raise ValueError("the CRM's clock is not known yet")
@@ -161,31 +159,25 @@ class Settler:
             self.clock.observe(matches[0].get(api.CREATED_AT_FIELD), sent_at, until)
         return rest
 
-    def _read_window(self, start: float, end: float, *, pages: int) -> list[dict[str, Any]] | None:
+    def _read_window(self, start: int, end: int, *, pages: int) -> list[dict[str, Any]] | None:
         """Every record created from ``start`` to ``end`` (CRM clock); None when it cannot be read whole."""
-        found: dict[Any, dict[str, Any]] = {}
-        for _ in range(pages):
-            try:
-                page = self.client.query_dates(self.operation, self.module, _crm_text(start), _crm_text(end))
-            except WolkvoxBadRequestError as error:
-                log.warning("wolkvox queryDates.php refused (%s); settling by per-record look-ups", error)
-                self._windows_refused = True
-                return None
-            except WolkvoxError as error:
-                if error.fail_fast:
-                    raise
-                log.warning("wolkvox: could not read the CRM's records around a lost request: %s", error)
-                return None
-            found.update((record.get(api.ID_FIELD), record) for record in page)
-            if len(page) < api.QUERY_DATES_LIMIT:
-                return list(found.values())
-            # Full: maybe truncated. Ask again from the newest second seen (it is read again whole).
-            seconds = [_crm_seconds(record.get(api.CREATED_AT_FIELD)) for record in page]
-            newest = max((second for second in seconds if second is not None), default=None)
-            if newest is None or newest <= start:
-                return None  # one second holds more records than an answer can: not readable whole
-            start = newest
-        return None
+        try:
+            return [
+                record
+                for page in created_between(self.client, self.operation, self.module, start, end, pages=pages)
+                for record in page
+            ]
+        except WindowUnreadable:
+            return None
+        except WolkvoxBadRequestError as error:
+            log.warning("wolkvox queryDates.php refused (%s); settling by per-record look-ups", error)
+            self._windows_refused = True
+            return None
+        except WolkvoxError as error:
+            if error.fail_fast:
+                raise
+            log.warning("wolkvox: could not read the CRM's records around a lost request: %s", error)
+            return None
 
     def _match(self, record: PreparedRecord, window: list[dict[str, Any]], settlement: Settlement) -> None:
         value = record.fields[self.dedupe_field]
@@ -221,14 +213,3 @@ class Settler:
 
 def _empty(value: Any) -> bool:
     return value is None or value == ""
-
-
-def _crm_text(seconds: float) -> str:
-    return time.strftime(api.CRM_DATETIME_FORMAT, time.gmtime(seconds))
-
-
-def _crm_seconds(text: Any) -> int | None:
-    try:
-        return calendar.timegm(time.strptime(str(text), api.CRM_DATETIME_FORMAT))
-    except ValueError:
-        return None

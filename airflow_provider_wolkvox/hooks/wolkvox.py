@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -27,9 +27,12 @@ from airflow_provider_wolkvox.client.options import (
     LoadOptions,
     settle_reserve,
 )
-from airflow_provider_wolkvox.client.records import PreparedRecord
+from airflow_provider_wolkvox.client.records import PreparedRecord, check_records_argument
 from airflow_provider_wolkvox.client.redaction import token_forms
+from airflow_provider_wolkvox.client.results import UpsertResult
 from airflow_provider_wolkvox.client.sender import Sender
+from airflow_provider_wolkvox.client.sync import SyncOptions, UpsertLoad
+from airflow_provider_wolkvox.client.sync.engine import Source
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxConfigError,
     WolkvoxError,
@@ -262,6 +265,118 @@ class WolkvoxHook(BaseHook):
             error.results = results
             raise
         return InsertManyResult(results, load.summary)
+
+    def update(
+        self, module: str, wolkvox_id: str, fields: Mapping[str, Any], *, operation: str | None = None
+    ) -> None:
+        """Change the named ``fields`` of record ``wolkvox_id`` (``update.php``); others keep their values.
+
+        An update is idempotent in effect, so a lost answer is retried (each try costs a call).
+        """
+        if not isinstance(wolkvox_id, str) or not wolkvox_id.strip():
+            raise WolkvoxInputError(f"wolkvox_id must be a record id, got {wolkvox_id!r}")
+        prepared, _ = prepare_record(fields)
+        self.client.update(self.operation_for(operation), check_module(module), wolkvox_id.strip(), prepared)
+
+    def iter_upsert_many(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        key_field: str,
+        mode: str = "upsert",
+        operation: str | None = None,
+        lookup: str = "auto",
+        refresh: bool = False,
+        state_path: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        journal: Journal | None = None,
+    ) -> UpsertLoad:
+        """A sync to iterate: a result per record, in input order. Same parameters as :meth:`upsert_many`."""
+        options = SyncOptions(key_field, mode, lookup, refresh, batch_size, max_in_flight, progress_interval)
+        check_records_argument(records)
+        held = records if isinstance(records, Sequence) else list(records)  # read twice: held in memory
+        return self.sync_load(
+            module,
+            lambda: enumerate(held),
+            options,
+            operation=operation,
+            state_path=state_path,
+            journal=journal,
+        )
+
+    def sync_load(
+        self,
+        module: str,
+        source: Source,
+        options: SyncOptions,
+        *,
+        operation: str | None = None,
+        state_path: str | None = None,
+        journal: Journal | None = None,
+    ) -> UpsertLoad:
+        """:meth:`iter_upsert_many` over a :data:`~airflow_provider_wolkvox.client.sync.engine.Source`
+        with its options as one :class:`SyncOptions` (for the operators)."""
+        return UpsertLoad(
+            self.client,
+            self.operation_for(operation),
+            check_module(module),
+            source,
+            options,
+            state_path=state_path,
+            journal=journal,
+        )
+
+    def upsert_many(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        key_field: str,
+        mode: str = "upsert",
+        operation: str | None = None,
+        lookup: str = "auto",
+        refresh: bool = False,
+        state_path: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    ) -> UpsertResult:
+        """Create, update or skip each record of ``module`` by ``key_field``; one result each, in input order.
+
+        :param key_field: the field naming a record in the input and in the CRM; every record needs
+            one, and no two records of the input the same.
+        :param mode: ``"upsert"`` (create absent keys, update present ones), ``"insert_only"``
+            (create absent keys, skip present ones), ``"update_only"`` (update present keys, skip
+            absent ones: never create).
+        :param lookup: how to learn which keys exist: ``"query"`` (one ``query.php`` call per key),
+            ``"scan"`` (read the module by creation date, about one call per 1,000 records) or
+            ``"auto"`` (the cheaper; see the README).
+        :param refresh: look every key up in the CRM, ignoring the sync state (records edited in the
+            CRM since the last run are then brought back to the input's values).
+        :param state_path: a sync state file (local path or ``ObjectStoragePath`` URL): keys known
+            there cost no look-up, and unchanged records no call; written whole at the end.
+        :param batch_size: records per ``insertMany.php`` call of the creates.
+        :param max_in_flight: requests in flight at once, 1 or 2.
+        :raises WolkvoxInputError: a bad record, a record without its key or a key given twice,
+            before anything is sent.
+        """
+        load = self.iter_upsert_many(
+            module,
+            records,
+            key_field=key_field,
+            mode=mode,
+            operation=operation,
+            lookup=lookup,
+            refresh=refresh,
+            state_path=state_path,
+            batch_size=batch_size,
+            max_in_flight=max_in_flight,
+            progress_interval=progress_interval,
+        )
+        return UpsertResult(list(load), load.summary, load.plan)
 
     def query(
         self, module: str, field: str, value: Any, *, operation: str | None = None

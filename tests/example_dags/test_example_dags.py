@@ -91,8 +91,14 @@ def test_demo_entry_point_runs_and_prints_the_ids() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "wolkvox demo: all tasks succeeded" in result.stdout
-    # contacts: 1 from the single insert + 250 from the bulk load (one repeated e-mail rejected).
-    assert "records now in the fake CRM, module 'contacts': 251" in result.stdout
+    # contacts: 1 from the single insert + 250 from the bulk load (one repeated e-mail rejected)
+    # + 300 from the sync, whose second run writes nothing and makes no call.
+    assert "records now in the fake CRM, module 'contacts': 551" in result.stdout
+    assert (
+        "example_wolkvox_sync, second run: {'total': 300, 'created': 0, 'created_id_unknown': 0, "
+        "'rejected': 0, 'outcome_unknown': 0, 'not_sent': 0, 'updated': 0, 'unchanged': 300, "
+        "'skipped': 0, 'ambiguous': 0, 'failed': 0, 'calls': 0"
+    ) in result.stdout
     # leads: 3 mapped inserts + 100 from the chunked load.
     assert "records now in the fake CRM, module 'leads': 103" in result.stdout
 
@@ -132,3 +138,29 @@ def test_chunked_load_dag_maps_over_chunks(fake_crm: FakeWolkvoxServer) -> None:
     ]
     assert outcome.values_of("collect") == [100]
     assert simultaneous_refusals(fake_crm) == 0
+
+
+def test_sync_dag_creates_then_finds_everything_unchanged_with_no_call(
+    fake_crm: FakeWolkvoxServer, tmp_path: Path
+) -> None:
+    conf = {"state_dir": str(tmp_path)}
+    first = run_dag("example_wolkvox_sync", run_conf=conf)
+    assert first.state == "success"
+    [summary] = first.values_of("sync_contacts")
+    assert (summary["created"], summary["unchanged"], summary["failed"]) == (300, 0, 0)
+    stored = {record["Email"]: record["wolkvox_id"] for record in fake_crm.records("contacts")}
+    assert len(stored) == 300
+    results = [
+        json.loads(line) for line in (tmp_path / "contacts.sync-results.jsonl").read_text().splitlines()
+    ]
+    assert {row["key"]: row["wolkvox_id"] for row in results} == stored
+    calls_after_first = fake_crm.calls()
+
+    second = run_dag("example_wolkvox_sync", run_conf=conf)
+
+    assert second.state == "success"
+    assert second.values_of("report") == [
+        {"created": 0, "updated": 0, "unchanged": 300, "skipped": 0, "calls": 0}
+    ]
+    assert fake_crm.calls() == calls_after_first
+    assert len(fake_crm.records("contacts")) == 300

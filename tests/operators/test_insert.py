@@ -16,7 +16,8 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxInputError,
     WolkvoxOutcomeUnknownError,
 )
-from airflow_provider_wolkvox.operators.insert import WolkvoxInsertOperator, mapping_argument
+from airflow_provider_wolkvox.operators.arguments import mapping_argument
+from airflow_provider_wolkvox.operators.insert import WolkvoxInsertOperator
 from tests.conftest import BASE_URL, OPERATION
 
 NEW_ID = "64cb1f0e2a9d4c0012ab34cd"

@@ -1,0 +1,276 @@
+"""A sync: create, update or skip each record by its key, spending calls only on what changed.
+
+In three passes over the input: the first checks every record (each with its key, no key twice)
+and compares it with the sync state; then the keys the state does not know are looked up (per key,
+or by a scan of the module); the last pass decides each record (create, update the fields that
+differ, leave unchanged, skip by the mode, ambiguous) and writes, creates in ``insertMany.php``
+batches, updates one ``update.php`` call each, ``max_in_flight`` at a time. The sync state, when
+kept, is written whole at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client.bulk import GROUP_SPAN
+from airflow_provider_wolkvox.client.client import WolkvoxClient
+from airflow_provider_wolkvox.client.compare import key_text, same_value
+from airflow_provider_wolkvox.client.journal import Journal
+from airflow_provider_wolkvox.client.pipeline import ordered
+from airflow_provider_wolkvox.client.records import ContentKeys, PreparedRecord, groups
+from airflow_provider_wolkvox.client.results import LoadSummary, RecordResult, RecordStatus
+from airflow_provider_wolkvox.client.sender import Sender
+from airflow_provider_wolkvox.client.sync.index import Known, SyncIndex
+from airflow_provider_wolkvox.client.sync.lookup import look_up_keys, scan_module
+from airflow_provider_wolkvox.client.sync.plan import SyncOptions, SyncPlan
+from airflow_provider_wolkvox.client.sync.state import StateHeader, field_hashes, read_state, write_state
+from airflow_provider_wolkvox.client.sync.updates import Updater
+from airflow_provider_wolkvox.exceptions import WolkvoxInputError
+from airflow_provider_wolkvox.fields import prepare_record
+
+log = logging.getLogger(__name__)
+
+#: Labels a record in errors: its index, or its file line ("line 7").
+Label = int | str
+#: A fresh pass over the input each call: (label, fields) of every record.
+Source = Callable[[], Iterable[tuple[Label, Mapping[str, Any]]]]
+# Results a sync reuses from an earlier try of the task: nothing more to write for these.
+_DONE = frozenset(
+    {RecordStatus.CREATED.value, RecordStatus.CREATED_ID_UNKNOWN.value, RecordStatus.UPDATED.value}
+)
+
+
+@dataclass
+class Decision:
+    """What to do with one record: a result already, or a create, or an update of ``fields``."""
+
+    record: PreparedRecord
+    key: str
+    result: RecordResult | None = None
+    update_id: str | None = None
+    fields: tuple[str, ...] = ()
+
+
+class UpsertLoad:
+    """One sync; iterate it for a :class:`RecordResult` per input record, in input order.
+
+    The input is checked and compared with the sync state when the load is made (nothing is sent
+    then); look-ups and writes happen during the iteration.
+
+    :param records: a fresh pass over the input on each call (see :data:`Source`).
+    :param state_path: the sync state file, read first and written whole at the end (see ``state.py``).
+    :param journal: where this sync notes its writes, and finds an earlier try's.
+    :raises WolkvoxInputError: a bad record, a record without its key, a key given twice, a bad state file.
+    """
+
+    def __init__(
+        self,
+        client: WolkvoxClient,
+        operation: str,
+        module: str,
+        records: Source,
+        options: SyncOptions,
+        *,
+        state_path: str | None = None,
+        journal: Journal | None = None,
+    ) -> None:
+        self.client = client
+        self.operation = operation
+        self.module = module
+        self.options = options
+        self.state_path = state_path
+        self.journal = journal
+        self.sender = Sender(client, operation, module, options.load_options, journal)
+        self.updater = Updater(self.sender, options, self._create_again)
+        self.summary = LoadSummary.of_sync()
+        self._records = records
+        self._index = SyncIndex()
+        # Removed at the end of the iteration, or when a sync that never ran is collected.
+        self._close_index = weakref.finalize(self, self._index.close)
+        self._header = StateHeader(operation, module, options.key_field)
+        stored: StateHeader | None = None
+        if state_path is not None:
+            stored, rows = read_state(state_path, self._header)
+            self._index.load_state(rows)
+        self.plan = SyncPlan(module_size=None if stored is None else stored.module_size)
+        self._check_input()
+        self.plan.choose(options.lookup)
+        log.info("%s", self.plan.describe(module, options.key_field))
+
+    @property
+    def stop_error(self) -> Any:
+        """The refusal that stopped the sync (spent quota, refused token, CRM unavailable), if any."""
+        return self.sender.stop_error
+
+    def __iter__(self) -> Iterator[RecordResult]:
+        started = time.monotonic()
+        calls_before = self.client.calls
+        try:
+            self._look_up()
+            decisions = self._decisions()
+            with ThreadPoolExecutor(self.options.max_in_flight, thread_name_prefix="wolkvox-sync") as pool:
+                # Each group holds one batch of creates (or as many updates) at most.
+                grouped = groups(decisions, _writes, self.options.batch_size, GROUP_SPAN)
+                for group, results in ordered(pool, self._write, grouped, ahead=self.options.max_in_flight):
+                    self._keep(group, results)
+                    for result in results:
+                        self.summary.add(result)
+                        yield result
+            if self.state_path is not None:
+                write_state(self.state_path, self._header, self._index.state_rows())
+        finally:
+            self.summary.calls = self.client.calls - calls_before
+            self.summary.elapsed_seconds = time.monotonic() - started
+            if self.stop_error is not None:
+                self.summary.stopped_reason = str(self.stop_error)
+            self._close_index()
+
+    # The first pass
+
+    def _check_input(self) -> None:
+        key_field, plan = self.options.key_field, self.plan
+        for position, (label, fields) in enumerate(self._records()):
+            record, key = self._prepared(position, label, fields)
+            known = None if self.options.refresh else self._index.known(key)
+            if known is not None and known.hashes is None:
+                known = None  # its values are not known: look it up
+            earlier = self._index.add_input(key, str(label), record.fields[key_field], look_up=known is None)
+            if earlier is not None:
+                raise WolkvoxInputError(
+                    f"{_name(earlier)} and {_name(label)} have the same key {key_field}="
+                    f"{record.fields[key_field]!r}: a sync writes each key once; merge or drop one",
+                    record=label,
+                    field=key_field,
+                )
+            plan.records += 1
+            if known is None:
+                plan.to_look_up += 1
+            else:
+                plan.known += 1
+                plan.changed += bool(_changed_by_hashes(record.fields, known))
+
+    def _prepared(self, position: int, label: Label, fields: Mapping[str, Any]) -> tuple[PreparedRecord, str]:
+        prepared, body = prepare_record(fields, record=label)
+        key = key_text(prepared.get(self.options.key_field))
+        if key is None:
+            raise WolkvoxInputError(
+                f"{_name(label)}: no value for the key field {self.options.key_field!r}",
+                record=label,
+                field=self.options.key_field,
+            )
+        return PreparedRecord(position, prepared, body), key
+
+    # Looking up
+
+    def _look_up(self) -> None:
+        plan, options = self.plan, self.options
+        args = (self.client, self.operation, self.module, options.key_field, self._index)
+        if plan.lookup == "scan":
+            size, whole = scan_module(*args)
+            self._header = StateHeader(self.operation, self.module, options.key_field, size)
+            if not whole:  # the keys not seen may be in what could not be read
+                look_up_keys(*args, in_flight=options.max_in_flight, unfound_only=True)
+        elif plan.lookup == "query":
+            look_up_keys(*args, in_flight=options.max_in_flight)
+
+    # The last pass
+
+    def _decisions(self) -> Iterator[Decision]:
+        keys = ContentKeys(self.module)
+        for position, (label, fields) in enumerate(self._records()):
+            record, key = self._prepared(position, label, fields)
+            if self.journal is not None:
+                keys.assign(record)
+                note = self.journal.recall(str(record.key))
+                if note is not None and note.status in _DONE:
+                    yield Decision(record, key, _keyed(note.result(record.index), key))
+                    continue
+            yield self._decide(record, key)
+
+    def _decide(self, record: PreparedRecord, key: str) -> Decision:
+        mode = self.options.mode
+        if self._index.looks_up(key):
+            holders = self._index.holders(key)
+            if len(holders) > 1:
+                ids = tuple(str(holder[api.ID_FIELD]) for holder in holders)
+                return Decision(
+                    record, key, RecordResult(record.index, RecordStatus.AMBIGUOUS, key=key, matches=ids)
+                )
+            if not holders:
+                if mode == "update_only":
+                    return Decision(record, key, RecordResult(record.index, RecordStatus.SKIPPED, key=key))
+                return Decision(record, key)
+            wolkvox_id = str(holders[0][api.ID_FIELD])
+            changed = tuple(
+                name for name, value in record.fields.items() if not same_value(value, holders[0].get(name))
+            )
+        else:
+            known = self._index.known(key)
+            if known is None:
+                raise AssertionError(f"key {key!r} is neither looked up nor known from the state")
+            wolkvox_id, changed = known.wolkvox_id, _changed_by_hashes(record.fields, known)
+        if mode == "insert_only":
+            return Decision(
+                record, key, RecordResult(record.index, RecordStatus.SKIPPED, wolkvox_id, key=key)
+            )
+        if not changed:
+            return Decision(
+                record, key, RecordResult(record.index, RecordStatus.UNCHANGED, wolkvox_id, key=key)
+            )
+        return Decision(record, key, update_id=wolkvox_id, fields=changed)
+
+    def _write(self, group: list[Decision]) -> tuple[list[Decision], list[RecordResult]]:
+        """Write one group: its creates in one batch, its updates one by one; results in input order."""
+        results: dict[int, RecordResult] = {d.record.index: d.result for d in group if d.result is not None}
+        creates = [d for d in group if d.result is None and d.update_id is None]
+        if creates:
+            sent = self._create([d.record for d in creates])
+            results.update((r.index, _keyed(r, d.key)) for d, r in zip(creates, sent, strict=True))
+        for decision in group:
+            if decision.result is None and decision.update_id is not None:
+                results[decision.record.index] = self.updater.update(decision)
+        return group, [results[d.record.index] for d in group]
+
+    def _create(self, records: Sequence[PreparedRecord]) -> list[RecordResult]:
+        return self.sender.send_recalled(records) if self.journal is not None else self.sender.send(records)
+
+    def _create_again(self, decision: Decision) -> RecordResult:
+        """Create the record of a key whose CRM record is gone (its update was refused)."""
+        [result] = self._create([decision.record])
+        return _keyed(result, decision.key)
+
+    def _keep(self, group: list[Decision], results: list[RecordResult]) -> None:
+        """Note in the sync state what the CRM now holds for each key of ``group``."""
+        kept: list[tuple[str, str, dict[str, str] | None]] = []
+        for decision, result in zip(group, results, strict=True):
+            if result.status in (RecordStatus.CREATED, RecordStatus.UPDATED, RecordStatus.UNCHANGED):
+                kept.append((decision.key, str(result.wolkvox_id), field_hashes(decision.record.fields)))
+            elif result.status is RecordStatus.SKIPPED and result.wolkvox_id is not None:
+                kept.append((decision.key, result.wolkvox_id, None))
+        self._index.keep(kept)
+
+
+def _writes(decision: Decision) -> bool:
+    return decision.result is None
+
+
+def _changed_by_hashes(fields: dict[str, Any], known: Known) -> tuple[str, ...]:
+    """The fields whose value differs from the one last written, by the state's digests."""
+    hashes = known.hashes or {}
+    now = field_hashes(fields)
+    return tuple(name for name, digest in now.items() if hashes.get(name) != digest)
+
+
+def _keyed(result: RecordResult, key: str) -> RecordResult:
+    return replace(result, key=key)
+
+
+def _name(label: Label | str) -> str:
+    return f"record {label}" if isinstance(label, int) or str(label).isdigit() else str(label)

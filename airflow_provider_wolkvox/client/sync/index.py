@@ -1,0 +1,139 @@
+"""What a sync knows of each key, in a SQLite file of its own, so that a million keys stay out of memory.
+
+Three tables: ``state`` (key → wolkvox_id and the hashes of the values last written, from the sync
+state file and then from this run), ``inputs`` (the keys of this run's input, to refuse a key given
+twice) and ``crm`` (key → the CRM records found holding it, by look-up or scan).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE state (key TEXT PRIMARY KEY, id TEXT NOT NULL, hashes TEXT);
+CREATE TABLE inputs (key TEXT PRIMARY KEY, label TEXT NOT NULL, value TEXT NOT NULL, looked_up INTEGER);
+CREATE TABLE crm (key TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (key, id));
+"""
+
+
+@dataclass(frozen=True)
+class Known:
+    """A key's entry in the sync state: its record's id and the hashes of the values last written."""
+
+    wolkvox_id: str
+    hashes: dict[str, str] | None
+
+
+class SyncIndex:
+    """The sync's working index; one per run, used from one thread, removed by :meth:`close`."""
+
+    def __init__(self) -> None:
+        handle, self._path = tempfile.mkstemp(prefix="wolkvox-sync-", suffix=".sqlite")
+        os.close(handle)
+        # Used by one thread at a time; closed by whichever thread collects the sync last.
+        self._db = sqlite3.connect(self._path, check_same_thread=False)
+        # A scratch file: nothing to recover after a crash, so no journal and no syncs to disk.
+        self._db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + _SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+        os.unlink(self._path)
+
+    # The sync state
+
+    def load_state(self, rows: Iterable[tuple[str, str, dict[str, str] | None]]) -> int:
+        """Add (key, wolkvox_id, hashes) rows; return how many."""
+        with self._db:
+            cursor = self._db.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
+                ((key, wolkvox_id, _dump(hashes)) for key, wolkvox_id, hashes in rows),
+            )
+        return cursor.rowcount
+
+    def known(self, key: str) -> Known | None:
+        row = self._db.execute("SELECT id, hashes FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else Known(row[0], _load(row[1]))
+
+    def keep(self, rows: Iterable[tuple[str, str, dict[str, str] | None]]) -> None:
+        """Note (key, wolkvox_id, hashes) as the state the CRM now holds; hashes None keeps the old ones."""
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO state VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET id = excluded.id, "
+                "hashes = CASE WHEN excluded.hashes IS NULL AND id = excluded.id THEN hashes "
+                "ELSE excluded.hashes END",
+                ((key, wolkvox_id, _dump(hashes)) for key, wolkvox_id, hashes in rows),
+            )
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop keys whose record is gone from the CRM."""
+        with self._db:
+            self._db.executemany("DELETE FROM state WHERE key = ?", ((key,) for key in keys))
+
+    def state_rows(self) -> Iterator[tuple[str, str, dict[str, str] | None]]:
+        for key, wolkvox_id, hashes in self._db.execute("SELECT key, id, hashes FROM state ORDER BY key"):
+            yield key, wolkvox_id, _load(hashes)
+
+    def state_size(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM state").fetchone()[0])
+
+    # The input's keys
+
+    def add_input(self, key: str, label: str, value: Any, *, look_up: bool) -> str | None:
+        """Note an input key; return the label of the earlier record holding it, if one did."""
+        try:
+            with self._db:
+                self._db.execute(
+                    "INSERT INTO inputs VALUES (?, ?, ?, ?)", (key, label, json.dumps(value), int(look_up))
+                )
+        except sqlite3.IntegrityError:
+            row = self._db.execute("SELECT label FROM inputs WHERE key = ?", (key,)).fetchone()
+            return str(row[0])
+        return None
+
+    def to_look_up(self, *, unfound_only: bool = False) -> Iterator[tuple[str, Any]]:
+        """(key, the key's value as the input gave it) of every input key to look up in the CRM.
+
+        :param unfound_only: only the keys no CRM record was found holding yet.
+        """
+        unfound = " AND key NOT IN (SELECT key FROM crm)" if unfound_only else ""
+        rows = self._db.execute(
+            f"SELECT key, value FROM inputs WHERE looked_up = 1{unfound} ORDER BY rowid"
+        ).fetchall()
+        for key, value in rows:
+            yield key, json.loads(value)
+
+    def looks_up(self, key: str) -> bool:
+        """True when ``key`` is an input key looked up in the CRM (not known from the state)."""
+        return (
+            self._db.execute("SELECT 1 FROM inputs WHERE key = ? AND looked_up = 1", (key,)).fetchone()
+            is not None
+        )
+
+    # What the CRM holds
+
+    def found(self, key: str, records: Iterable[dict[str, Any]]) -> None:
+        """Note CRM records holding ``key`` (each once, by id)."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO crm VALUES (?, ?, ?)",
+                ((key, str(record["wolkvox_id"]), json.dumps(record)) for record in records),
+            )
+
+    def holders(self, key: str) -> list[dict[str, Any]]:
+        """The CRM records found holding ``key``, oldest noted first."""
+        rows = self._db.execute("SELECT record FROM crm WHERE key = ? ORDER BY rowid", (key,))
+        return [json.loads(record) for (record,) in rows]
+
+
+def _dump(hashes: dict[str, str] | None) -> str | None:
+    return None if hashes is None else json.dumps(hashes, separators=(",", ":"))
+
+
+def _load(text: str | None) -> dict[str, str] | None:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,112 @@
+"""A sync's options, and its plan: which keys to look up, how, and what that costs in calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client.options import DEFAULT_BATCH_SIZE, DEFAULT_PROGRESS_INTERVAL, LoadOptions
+from airflow_provider_wolkvox.exceptions import WolkvoxInputError
+
+MODES = ("upsert", "insert_only", "update_only")
+LOOKUPS = ("auto", "query", "scan")
+#: With ``lookup="auto"`` and no module size known, at most this many keys are looked up one by one.
+AUTO_QUERY_LIMIT = 100
+# A scan reads the boundary second of each page again: a margin on the ideal ceil(M / limit).
+_SCAN_MARGIN = 1.2
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """How a sync runs.
+
+    :param key_field: the field that names a record in both the input and the CRM (an e-mail, an id).
+    :param mode: ``"upsert"`` (create absent keys, update present ones), ``"insert_only"`` (create
+        absent keys, skip present ones) or ``"update_only"`` (update present keys, skip absent ones:
+        never create).
+    :param lookup: how to learn which keys the CRM holds: ``"query"`` (one ``query.php`` call per
+        key), ``"scan"`` (read the module by creation date) or ``"auto"`` (the cheaper, see the README).
+    :param refresh: look every key up in the CRM, ignoring what the sync state says.
+    :param batch_size: records per ``insertMany.php`` call of the creates.
+    :param max_in_flight: requests in flight at once, 1 or 2.
+    :raises WolkvoxInputError: an option out of range.
+    """
+
+    key_field: str
+    mode: str = "upsert"
+    lookup: str = "auto"
+    refresh: bool = False
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN
+    progress_interval: float = DEFAULT_PROGRESS_INTERVAL
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_field, str) or not self.key_field.strip():
+            raise WolkvoxInputError(f"key_field must be a field name, got {self.key_field!r}")
+        if self.mode not in MODES:
+            raise WolkvoxInputError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.lookup not in LOOKUPS:
+            raise WolkvoxInputError(f"lookup must be one of {', '.join(LOOKUPS)}, got {self.lookup!r}")
+        self.load_options  # noqa: B018 - checks batch_size and max_in_flight
+
+    @property
+    def load_options(self) -> LoadOptions:
+        """The options of the sync's creates: lost answers are settled by the key."""
+        return LoadOptions(self.batch_size, False, self.max_in_flight, self.key_field, self.progress_interval)
+
+
+@dataclass
+class SyncPlan:
+    """What a sync knows before its first call, and what it will do to learn the rest."""
+
+    records: int = 0
+    #: Keys the sync state knows, and of those the records whose values changed since.
+    known: int = 0
+    changed: int = 0
+    #: Keys to look up in the CRM, and how: "query", "scan" or "none".
+    to_look_up: int = 0
+    lookup: str = "none"
+    #: The module's record count as the last sync saw it, if known.
+    module_size: int | None = None
+
+    def choose(self, lookup: str) -> None:
+        """Pick the look-up: as asked, or for ``"auto"`` the one of fewer calls."""
+        if self.to_look_up == 0:
+            self.lookup = "none"
+        elif lookup != "auto":
+            self.lookup = lookup
+        elif self.module_size is None:
+            self.lookup = "query" if self.to_look_up <= AUTO_QUERY_LIMIT else "scan"
+        else:
+            self.lookup = "scan" if self.scan_calls < self.to_look_up else "query"
+
+    @property
+    def scan_calls(self) -> int:
+        """Calls a scan of the module costs, about; 1 when its size is not known."""
+        size = self.module_size or 0
+        return max(1, -(-int(size * _SCAN_MARGIN) // api.QUERY_DATES_LIMIT))
+
+    @property
+    def lookup_calls(self) -> int:
+        return {"none": 0, "query": self.to_look_up, "scan": self.scan_calls}[self.lookup]
+
+    def describe(self, module: str, key_field: str) -> str:
+        """The plan for the log, with its call estimate."""
+        unchanged = self.known - self.changed
+        how = {
+            "none": "nothing to look up",
+            "query": f"{self.to_look_up} keys to look up one by one with query.php ({self.to_look_up} calls)",
+            "scan": f"{self.to_look_up} keys to look up by a scan of the module with queryDates.php (about "
+            + (
+                f"{self.scan_calls} calls for its {self.module_size} records"
+                if self.module_size is not None
+                else "one call per 1000 records; its size is not known yet"
+            )
+            + f", where one query.php call per key would cost {self.to_look_up})",
+        }[self.lookup]
+        return (
+            f"wolkvox sync plan for module {module!r} by {key_field!r}: {self.records} records; "
+            f"{self.known} keys known from the sync state ({unchanged} unchanged: no call; {self.changed} "
+            f"changed: one update.php call each); {how}. Calls before the writes of the looked-up keys: "
+            f"{self.lookup_calls + self.changed}."
+        )

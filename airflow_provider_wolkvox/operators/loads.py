@@ -1,0 +1,195 @@
+"""What the record-loading operators share: input forms, results file, failed-records XCom, the journal,
+and when the task fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+
+from airflow_provider_wolkvox.client import LoadSummary, RecordResult, RecordStatus
+from airflow_provider_wolkvox.client.journal import Journal
+from airflow_provider_wolkvox.exceptions import WolkvoxError
+from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
+from airflow_provider_wolkvox.operators.arguments import (
+    RendersJsonArguments,
+    sequence_argument,
+    task_failure_semantics,
+)
+from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
+from airflow_provider_wolkvox.operators.lineage import LineageTarget, operator_lineage
+from airflow_provider_wolkvox.sources import DEFAULT_ENCODING, open_text, read_records
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+
+class Load(Protocol):
+    """A bulk load or a sync, as the operators drive it."""
+
+    operation: str
+    module: str
+    summary: LoadSummary
+
+    @property
+    def stop_error(self) -> WolkvoxError | None: ...
+
+    def __iter__(self) -> Iterator[RecordResult]: ...
+
+
+class WolkvoxLineage:
+    """OpenLineage support of the operators: ``execute`` sets ``_lineage``."""
+
+    _lineage: LineageTarget | None = None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        return operator_lineage(self._lineage)
+
+
+class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
+    """The base of the operators that load records; subclasses say how (:meth:`start`) and what they return.
+
+    :param module: the CRM module. (templated)
+    :param records: a list of mappings (field label → value), or a JSON array string. (templated)
+    :param records_path: a ``.jsonl``/``.ndjson`` or ``.csv`` file, local or any URL Airflow's
+        ``ObjectStoragePath`` reads (``s3://``, ``gs://``, ...); streamed, never held whole. (templated)
+    :param results_path: where to write one JSON line per record with its outcome. (templated)
+    :param operation: the CRM operation; defaults to the Connection's extra. (templated)
+    :param wolkvox_conn_id: the wolkvox Connection. (templated)
+    :param max_failed_records: how many records may fail before the task fails.
+    :param failed_records_limit: how many failed records the ``failed_records`` XCom lists at most.
+    :param encoding: the text encoding of ``records_path`` (e.g. ``"latin-1"`` for some exports).
+    """
+
+    template_fields: Sequence[str] = (
+        "module",
+        "records",
+        "records_path",
+        "results_path",
+        "operation",
+        "wolkvox_conn_id",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"records": "json"}
+    json_arguments = ("records",)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        module: str,
+        records: Sequence[Mapping[str, Any]] | str | None = None,
+        records_path: str | None = None,
+        results_path: str | None = None,
+        operation: str | None = None,
+        wolkvox_conn_id: str = WolkvoxHook.default_conn_name,
+        max_failed_records: int = 0,
+        failed_records_limit: int = 100,
+        encoding: str = DEFAULT_ENCODING,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (records is None) == (records_path is None):
+            raise ValueError("give exactly one of records and records_path")
+        self.module = module
+        self.records = records
+        self.records_path = records_path
+        self.results_path = results_path
+        self.operation = operation
+        self.wolkvox_conn_id = wolkvox_conn_id
+        self.max_failed_records = max_failed_records
+        self.failed_records_limit = failed_records_limit
+        self.encoding = encoding
+
+    def start(self, hook: WolkvoxHook, journal: Journal | None) -> Load:
+        """The load to run, built from this task's arguments (nothing sent yet)."""
+        raise NotImplementedError
+
+    def returned(self, results: list[RecordResult]) -> Any:
+        """The XCom return value of in-memory input, from every record's result."""
+        raise NotImplementedError
+
+    def in_memory_records(self) -> Sequence[Mapping[str, Any]]:
+        return sequence_argument(self.records, "records")
+
+    def file_records(self) -> Iterable[tuple[int, dict[str, Any]]]:
+        """(line, record) of every record of ``records_path``, read afresh."""
+        assert self.records_path is not None
+        return read_records(self.records_path, encoding=self.encoding)
+
+    def execute(self, context: Context) -> Any:
+        hook = WolkvoxHook(self.wolkvox_conn_id)
+        with task_failure_semantics(), hook.client:
+            journal = task_state_journal(context, self.log)
+            load = self.start(hook, journal)
+            kept, failed = self._consume(load, resumable=journal is not None)
+        summary = load.summary
+        self.log.info("wolkvox load of module %r: %s", self.module, summary.as_dict())
+        written = summary.created + summary.counts.get(RecordStatus.UPDATED, 0)
+        self._lineage = LineageTarget(hook.client.base_url, load.operation, load.module, written)
+        context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
+        self._fail_if_too_many(load, failed, resumable=journal is not None)
+        if self.records_path is None:
+            return self.returned(kept)
+        return {**summary.as_dict(), "results_path": self.results_path}
+
+    def _consume(self, load: Load, *, resumable: bool) -> tuple[list[RecordResult], list[RecordResult]]:
+        """Drain the load: the results kept for in-memory input, each written to the results file.
+
+        A load cut short after requests went out (a results file that fails, a task timeout) fails
+        without task retries unless a journal lets the retry skip what was sent.
+        """
+        keep = self.records_path is None
+        kept: list[RecordResult] = []
+        failed: list[RecordResult] = []
+        try:
+            with _results_writer(self.results_path) as write:
+                for result in load:
+                    if keep:
+                        kept.append(result)
+                    if result.failed and len(failed) < self.failed_records_limit:
+                        failed.append(result)
+                    write(result)
+        except BaseException as error:
+            if resumable or load.summary.calls == 0 or isinstance(error, AirflowFailException):
+                raise
+            raise AirflowFailException(
+                f"wolkvox load of module {self.module!r} broke off after {load.summary.calls} API calls "
+                f"({type(error).__name__}: {error}); records may have been created, and without a task "
+                "state store a retry would send them again, so the task fails without retries"
+            ) from error
+        return kept, failed
+
+    def _fail_if_too_many(self, load: Load, failed: list[RecordResult], *, resumable: bool) -> None:
+        summary = load.summary
+        if summary.failed <= self.max_failed_records:
+            return
+        message = (
+            f"wolkvox load of module {self.module!r}: {summary.failed} of {summary.total} records failed "
+            f"(allowed: {self.max_failed_records}); {_counts_text(summary)}. "
+            + "; ".join(f"record {r.index}: {r.status.value} {r.msg or ''}".strip() for r in failed[:5])
+        )
+        stop = load.stop_error
+        # A task retry re-sends the whole input: safe only while nothing may be in the CRM, or with a
+        # journal that lets the retry skip what this try settled.
+        untouched = summary.created + summary.counts[RecordStatus.OUTCOME_UNKNOWN] == 0
+        if stop is not None and not stop.fail_fast and (resumable or untouched):
+            raise WolkvoxError(f"{message}. Stopped by: {stop}") from stop
+        raise AirflowFailException(message)
+
+
+def _counts_text(summary: LoadSummary) -> str:
+    return ", ".join(f"{count} {status.value}" for status, count in summary.counts.items() if count)
+
+
+@contextmanager
+def _results_writer(path: str | None) -> Iterator[Any]:
+    """A function writing one JSON line per result to ``path``; a no-op without a path."""
+    if path is None:
+        yield lambda result: None
+        return
+    with open_text(path, "w") as handle:
+        yield lambda result: handle.write(json.dumps(result.as_dict()) + "\n")
