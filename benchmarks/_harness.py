@@ -13,6 +13,7 @@ own directory first on ``sys.path``, and ``spawn`` children get the parent's ``s
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import multiprocessing
 import resource
@@ -62,6 +63,7 @@ _COMMANDS: dict[str, Callable[..., Any]] = {
         rate, faults, seed=seed, path=path, delay=delay
     ),
     "clear_faults": lambda server: server.clear_faults(),
+    "seed": lambda server, module, count, days: _seed(server, module, count, days),
     "peak_rss_mb": lambda server: peak_rss_mb(),
     "faults": lambda server: dict(
         Counter(
@@ -71,6 +73,14 @@ _COMMANDS: dict[str, Callable[..., Any]] = {
         )
     ),
 }
+
+
+def _seed(server: FakeWolkvoxServer, module: str, count: int, days: float) -> None:
+    """Store ``contact(0)`` to ``contact(count - 1)``, created evenly over the past ``days`` days."""
+    now = server.crm_now()
+    step = datetime.timedelta(days=days) / max(count, 1)
+    created = [now - step * (count - number) for number in range(count)]
+    server.add_records(module, [contact(number) for number in range(count)], created_at=created)
 
 
 def _extra_copies(records: Iterable[dict[str, Any]], field: str) -> int:
@@ -173,6 +183,10 @@ class ServerProcess:
     def duplicates(self, field: str, module: str = MODULE) -> int:
         """Stored records beyond the first of each value of ``field``."""
         return int(self._call("duplicates", module, field))
+
+    def seed(self, count: int, *, days: float, module: str = MODULE) -> None:
+        """A module of ``count`` contacts created over the past ``days`` days, as a CRM's grows."""
+        self._call("seed", module, count, days)
 
     def max_in_flight(self, token: str = TOKEN) -> int:
         return int(self._call("max_in_flight", token))

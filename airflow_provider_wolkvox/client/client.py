@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_wolkvox import __version__, api
-from airflow_provider_wolkvox.client.envelope import quote, read_envelope, record_id, record_ids
+from airflow_provider_wolkvox.client.envelope import (
+    query_records,
+    read_envelope,
+    record_id,
+    record_ids,
+    token_info,
+)
 from airflow_provider_wolkvox.client.gate import gate_for
 from airflow_provider_wolkvox.client.redaction import REDACTED, Redactor, check_token
 from airflow_provider_wolkvox.client.results import TokenInfo
@@ -22,7 +28,6 @@ from airflow_provider_wolkvox.client.retry import RetryPolicy, is_retryable
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxConfigError,
     WolkvoxError,
-    WolkvoxMalformedResponseError,
     WolkvoxOutcomeUnknownError,
     WolkvoxUncertainError,
 )
@@ -180,7 +185,7 @@ class WolkvoxClient:
             module=module,
             body=body,
             idempotent=True,
-            read=lambda data, text: _records(data, text, api.QUERY_PATH),
+            read=lambda data, text: query_records(data, text, _name(api.QUERY_PATH)),
         )
 
     def query_dates(
@@ -199,7 +204,7 @@ class WolkvoxClient:
             module=module,
             body=body,
             idempotent=True,
-            read=lambda data, text: _records(data, text, api.QUERY_DATES_PATH),
+            read=lambda data, text: query_records(data, text, _name(api.QUERY_DATES_PATH)),
         )
 
     def token_info(self, operation: str) -> TokenInfo:
@@ -209,7 +214,7 @@ class WolkvoxClient:
             api.TOKEN_INFO_PATH,
             params={"operation": operation},
             idempotent=True,
-            read=_token_info,
+            read=token_info,
         )
 
     def _request(
@@ -236,7 +241,7 @@ class WolkvoxClient:
                 status, text = self._send(method, path, body, params, endpoint, module)
                 return read(read_envelope(status, text, endpoint=endpoint, module=module), text)
             except WolkvoxError as raw:
-                error = self._redacted(raw)
+                error = self.redactor.error(raw)
             # Handled outside the except block, so that no traceback chains the unredacted error.
             if isinstance(error, WolkvoxUncertainError) and not idempotent:
                 raise WolkvoxOutcomeUnknownError(
@@ -317,52 +322,6 @@ class WolkvoxClient:
             ).prepare()
             self._templates[key] = template
         return template.copy()
-
-    def _redacted(self, error: WolkvoxError) -> WolkvoxError:
-        """``error`` without the token: a server that echoes the request would carry it into logs."""
-        texts = (str(error), error.error or "", error.msg or "")
-        if all(self.redactor.text(text) == text for text in texts):
-            return error
-        return type(error)(
-            self.redactor.text(str(error)),
-            status_code=error.status_code,
-            error=error.error and self.redactor.text(error.error),
-            msg=error.msg and self.redactor.text(error.msg),
-            endpoint=error.endpoint,
-            module=error.module,
-        )
-
-
-def _records(data: Any, text: str, path: str) -> list[dict[str, Any]]:
-    """The records of a query answer; no match may come as an empty list, object or string."""
-    if data in (None, "", {}):
-        return []
-    if not isinstance(data, list) or not all(isinstance(record, dict) for record in data):
-        raise WolkvoxMalformedResponseError(
-            f"wolkvox {_name(path)}: answer data is not a list of records: {quote(text)!r}",
-            endpoint=_name(path),
-        )
-    return data
-
-
-def _token_info(data: Any, text: str) -> TokenInfo:
-    try:
-        limit = int(data["token_limit"])
-        used = int(data["token_use_today"])
-        left = int(data.get("available_consumition_options", limit - used))
-        hours = data.get("hours_to_restart_count")
-        return TokenInfo(
-            token_limit=limit,
-            token_use_today=used,
-            calls_left=left,
-            hours_to_reset=None if hours is None else float(hours),
-            description=data.get("description"),
-        )
-    except (TypeError, KeyError, ValueError):
-        raise WolkvoxMalformedResponseError(
-            f"wolkvox tokenInformation.php: answer lacks the quota figures: {quote(text)!r}",
-            endpoint=_name(api.TOKEN_INFO_PATH),
-        ) from None
 
 
 def _name(path: str) -> str:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client.results import TokenInfo
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxAuthError,
     WolkvoxBadRequestError,
@@ -119,6 +120,39 @@ def record_ids(data: Any, count: int) -> list[str] | None:
     if not all(isinstance(wolkvox_id, str) and wolkvox_id for wolkvox_id in ids):
         return None
     return ids  # type: ignore[return-value]
+
+
+def query_records(data: Any, text: str, endpoint: str) -> list[dict[str, Any]]:
+    """The records of a query answer; no match may come as an empty list, object or string."""
+    if data in (None, "", {}):
+        return []
+    if not isinstance(data, list) or not all(isinstance(record, dict) for record in data):
+        raise WolkvoxMalformedResponseError(
+            f"wolkvox {endpoint}: answer data is not a list of records: {quote(text)!r}",
+            endpoint=endpoint,
+        )
+    return data
+
+
+def token_info(data: Any, text: str) -> TokenInfo:
+    """The quota figures of a ``tokenInformation.php`` answer."""
+    try:
+        limit = int(data["token_limit"])
+        used = int(data["token_use_today"])
+        left = int(data.get("available_consumition_options", limit - used))
+        hours = data.get("hours_to_restart_count")
+        return TokenInfo(
+            token_limit=limit,
+            token_use_today=used,
+            calls_left=left,
+            hours_to_reset=None if hours is None else float(hours),
+            description=data.get("description"),
+        )
+    except (TypeError, KeyError, ValueError):
+        raise WolkvoxMalformedResponseError(
+            f"wolkvox tokenInformation.php: answer lacks the quota figures: {quote(text)!r}",
+            endpoint="tokenInformation.php",
+        ) from None
 
 
 def quote(body: str) -> str:

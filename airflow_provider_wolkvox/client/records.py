@@ -32,6 +32,13 @@ class PreparedRecord:
     key: str | None = None
 
 
+def check_module(module: Any) -> str:
+    """The module name, or ``WolkvoxInputError`` when it is not a non-empty string."""
+    if not isinstance(module, str) or not module.strip():
+        raise WolkvoxInputError(f"module must be a non-empty string such as 'contacts', got {module!r}")
+    return module.strip()
+
+
 def check_records_argument(records: object) -> None:
     """Refuse what cannot be an input of records (a string, a mapping, a number...)."""
     if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):

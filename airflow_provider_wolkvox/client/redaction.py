@@ -6,7 +6,7 @@ import json
 import unicodedata
 from urllib.parse import quote, quote_plus
 
-from airflow_provider_wolkvox.exceptions import WolkvoxConfigError
+from airflow_provider_wolkvox.exceptions import WolkvoxConfigError, WolkvoxError
 
 REDACTED = "***"
 # Tokens this long are replaced in answers before they are read; a shorter one could match real
@@ -42,6 +42,20 @@ class Redactor:
             if form in text:
                 text = text.replace(form, REDACTED)
         return text
+
+    def error(self, error: WolkvoxError) -> WolkvoxError:
+        """``error`` without the token: a server that echoes the request would carry it into logs."""
+        texts = (str(error), error.error or "", error.msg or "")
+        if all(self.text(text) == text for text in texts):
+            return error
+        return type(error)(
+            self.text(str(error)),
+            status_code=error.status_code,
+            error=error.error and self.text(error.error),
+            msg=error.msg and self.text(error.msg),
+            endpoint=error.endpoint,
+            module=error.module,
+        )
 
 
 def check_token(token: str, *, owner: str) -> None:

@@ -116,8 +116,8 @@ class UpsertLoad:
             self._look_up()
             decisions = self._decisions()
             with ThreadPoolExecutor(self.options.max_in_flight, thread_name_prefix="wolkvox-sync") as pool:
-                # Each group holds one batch of creates (or as many updates) at most.
-                grouped = groups(decisions, _writes, self.options.batch_size, GROUP_SPAN)
+                # Each group holds one batch of creates at most, so that creates cost ceil(n / batch).
+                grouped = groups(decisions, _creates, self.options.batch_size, GROUP_SPAN)
                 for group, results in ordered(pool, self._write, grouped, ahead=self.options.max_in_flight):
                     self._keep(group, results)
                     for result in results:
@@ -229,7 +229,7 @@ class UpsertLoad:
     def _write(self, group: list[Decision]) -> tuple[list[Decision], list[RecordResult]]:
         """Write one group: its creates in one batch, its updates one by one; results in input order."""
         results: dict[int, RecordResult] = {d.record.index: d.result for d in group if d.result is not None}
-        creates = [d for d in group if d.result is None and d.update_id is None]
+        creates = [d for d in group if _creates(d)]
         if creates:
             sent = self._create([d.record for d in creates])
             results.update((r.index, _keyed(r, d.key)) for d, r in zip(creates, sent, strict=True))
@@ -257,8 +257,8 @@ class UpsertLoad:
         self._index.keep(kept)
 
 
-def _writes(decision: Decision) -> bool:
-    return decision.result is None
+def _creates(decision: Decision) -> bool:
+    return decision.result is None and decision.update_id is None
 
 
 def _changed_by_hashes(fields: dict[str, Any], known: Known) -> tuple[str, ...]:
