@@ -81,6 +81,11 @@ class WolkvoxQuotaExceededError(WolkvoxError):
     fail_fast = True
 
 
+class WolkvoxQuotaReserveError(WolkvoxQuotaExceededError):
+    """The load used its share of today's quota: the calls left are the reserve kept for the token's
+    other users (``quota_reserve``). Nothing was sent for it."""
+
+
 class WolkvoxBadRequestError(WolkvoxError):
     """The server rejected the request itself (400 and other 4xx): path, parameters or a record."""
 

@@ -93,6 +93,11 @@ class BulkLoad:
         return self.sender.stop_error
 
     @property
+    def calls_to_finish(self) -> int:
+        """API calls the records not sent yet need, when nothing fails."""
+        return self.options.calls_needed(self.summary.counts[RecordStatus.NOT_SENT])
+
+    @property
     def calls_needed(self) -> int | None:
         """API calls the load needs when nothing fails, if the record count is known."""
         return None if self.total is None else self.options.calls_needed(self.total)

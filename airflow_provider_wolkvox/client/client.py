@@ -29,6 +29,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxConfigError,
     WolkvoxError,
     WolkvoxOutcomeUnknownError,
+    WolkvoxQuotaReserveError,
     WolkvoxUncertainError,
 )
 from airflow_provider_wolkvox.fields import encode_json
@@ -108,6 +109,8 @@ class WolkvoxClient:
         }
         self._templates: dict[tuple[str, str, tuple[tuple[str, str], ...]], requests.PreparedRequest] = {}
         self._calls = 0
+        self._call_limit: int | None = None
+        self._reserve = 0
         self._calls_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -127,6 +130,13 @@ class WolkvoxClient:
     def calls(self) -> int:
         """HTTP requests sent so far, retries included: each may count against the daily quota."""
         return self._calls
+
+    def limit_calls(self, calls: int | None, *, reserve: int = 0) -> None:
+        """Make at most ``calls`` more calls (None: no limit); a call beyond them raises
+        ``WolkvoxQuotaReserveError`` without being sent. ``reserve`` is named in its message."""
+        with self._calls_lock:
+            self._call_limit = None if calls is None else self._calls + calls
+            self._reserve = reserve
 
     @property
     def timeout(self) -> float:
@@ -280,9 +290,16 @@ class WolkvoxClient:
 
         from airflow_provider_wolkvox.client.session import network_error
 
+        with self._calls_lock:
+            if self._call_limit is not None and self._calls >= self._call_limit:
+                raise WolkvoxQuotaReserveError(
+                    f"wolkvox {endpoint}: this load used its share of today's quota; the calls left are "
+                    f"the {self._reserve} kept for the token's other users (quota_reserve); not sent",
+                    endpoint=endpoint,
+                    module=module,
+                )
+            self._calls += 1
         with self._gate:
-            with self._calls_lock:
-                self._calls += 1
             prepared = self._prepared(method, path, params)
             prepared.prepare_body(body, None)
             with self._watchdog.watch() as sent:

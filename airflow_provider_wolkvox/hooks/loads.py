@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import BulkLoad, InsertManyResult, RecordResult
+from airflow_provider_wolkvox.client import BulkLoad, InsertManyResult, RecordResult, TokenInfo
 from airflow_provider_wolkvox.client.journal import Journal
 from airflow_provider_wolkvox.client.options import (
     DEFAULT_BATCH_SIZE,
@@ -19,6 +20,8 @@ from airflow_provider_wolkvox.client.results import UpsertResult
 from airflow_provider_wolkvox.client.sync import SyncOptions, UpsertLoad
 from airflow_provider_wolkvox.client.sync.engine import Source
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError, WolkvoxQuotaExceededError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from airflow_provider_wolkvox.client import WolkvoxClient
@@ -86,7 +89,7 @@ class LoadMethods:
             self.client, operation, check_module(module), records, options, total=total, journal=journal
         )
         if quota_check:
-            self._check_quota(operation, load)
+            check_quota(load, self.client.token_info(operation))
         return load
 
     def insert_many(
@@ -238,24 +241,31 @@ class LoadMethods:
         )
         return UpsertResult(list(load), load.summary, load.plan)
 
-    def _check_quota(self, operation: str, load: BulkLoad) -> None:
-        needed = load.calls_needed
-        if needed is None:
-            raise WolkvoxInputError("quota_check needs the number of records: pass total= for this input")
-        reserve = settle_reserve(needed) if load.options.dedupe_field else 0
-        info = self.client.token_info(operation)
-        if needed + reserve > info.calls_left:
-            reset = (
-                "" if info.hours_to_reset is None else f"; the count restarts in {info.hours_to_reset:g} h"
-            )
-            raise WolkvoxQuotaExceededError(
-                f"wolkvox quota check: loading {load.total} records needs {needed} calls, plus {reserve} "
-                f"kept for settling lost answers, but only {info.calls_left} of {info.token_limit} are "
-                f"left today{reset}; nothing was sent"
-            )
-        self.log.info(
-            "wolkvox quota check: %d calls needed (plus %d kept for settling lost answers), %d left today",
-            needed,
-            reserve,
-            info.calls_left,
+
+def check_quota(load: BulkLoad, info: TokenInfo, *, reserve: int = 0) -> None:
+    """Refuse a load that today's quota cannot cover, before anything is sent.
+
+    The load's calls, plus the calls kept for settling lost answers (with a dedupe field) and the
+    ``reserve`` left to the token's other users, must fit in the calls left today.
+
+    :raises WolkvoxQuotaExceededError: the quota is short; says by how much and when it restarts.
+    """
+    needed = load.calls_needed
+    if needed is None:
+        raise WolkvoxInputError("quota_check needs the number of records: pass total= for this input")
+    settling = settle_reserve(needed) if load.options.dedupe_field else 0
+    if needed + settling + reserve > info.calls_left:
+        restart = "" if info.hours_to_reset is None else f"; the count restarts in {info.hours_to_reset:g} h"
+        raise WolkvoxQuotaExceededError(
+            f"wolkvox quota check: loading {load.total} records needs {needed} calls, plus {settling} kept "
+            f"for settling lost answers and {reserve} for the token's other users, but only "
+            f"{info.calls_left} of {info.token_limit} are left today{restart}; nothing was sent"
         )
+    log.info(
+        "wolkvox quota check: %d calls needed (plus %d kept for settling lost answers, %d reserved), "
+        "%d left today",
+        needed,
+        settling,
+        reserve,
+        info.calls_left,
+    )

@@ -30,13 +30,28 @@ class _SerialStore:
             self._store.set(key, value)
 
 
-def task_state_journal(context: Any, log: logging.Logger | Any) -> Journal | None:
-    """The journal of this task instance, or None (logged) where Airflow offers no task state store."""
+class MemoryStore(dict[str, Any]):
+    """The journal's notes in memory, where Airflow offers no task state store (Airflow 2.11): a load
+    waiting for the quota carries them through its deferral."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+def task_state_journal(
+    context: Any, log: logging.Logger | Any, *, fallback: MemoryStore | None = None
+) -> Journal | None:
+    """The journal of this task instance, or None (logged) where Airflow offers no task state store.
+
+    :param fallback: where to keep the notes without a task state store, if anywhere.
+    """
     store = context.get("task_state_store") if hasattr(context, "get") else None
-    if store is None:
-        log.info(
-            "No task state store (it needs Airflow 3.3+): crash recovery is off, so a retry of this "
-            "task would send its records again."
-        )
-        return None
-    return Journal(_SerialStore(store))
+    if store is not None:
+        return Journal(_SerialStore(store))
+    if fallback is not None:
+        return Journal(_SerialStore(fallback))
+    log.info(
+        "No task state store (it needs Airflow 3.3+): crash recovery is off, so a retry of this "
+        "task would send its records again."
+    )
+    return None

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import RecordResult
+from airflow_provider_wolkvox.client import RecordResult, TokenInfo
 from airflow_provider_wolkvox.client.bulk import BulkLoad
 from airflow_provider_wolkvox.client.journal import Journal
 from airflow_provider_wolkvox.client.options import DEFAULT_BATCH_SIZE, LoadOptions
+from airflow_provider_wolkvox.hooks.loads import check_quota
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.operators.arguments import (
     RendersJsonArguments,
@@ -22,7 +23,7 @@ from airflow_provider_wolkvox.operators.arguments import (
     task_failure_semantics,
 )
 from airflow_provider_wolkvox.operators.lineage import LineageTarget
-from airflow_provider_wolkvox.operators.loads import RecordsLoadOperator, WolkvoxLineage
+from airflow_provider_wolkvox.operators.loads import Load, RecordsLoadOperator, WolkvoxLineage
 from airflow_provider_wolkvox.sources import check_records_file
 
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ class WolkvoxInsertManyOperator(RecordsLoadOperator):
     :param max_in_flight: requests in flight at once, 1 or 2 (the CRM's limit per token).
     :param dedupe_field: a field unique per record, used to settle records of unknown outcome.
     :param max_failed_records: how many records may fail before the task fails.
-    :param quota_check: fail before sending anything when today's quota cannot cover the load.
+    :param quota_check: fail before sending anything when today's quota (less ``quota_reserve``)
+        cannot cover the load; with ``on_quota_exhausted="wait"`` the load waits instead.
     :param failed_records_limit: how many failed records the ``failed_records`` XCom lists at most.
     :param encoding: the text encoding of ``records_path`` (e.g. ``"latin-1"`` for some exports).
     :return: for ``records``, the ids in input order (None where none); for ``records_path``, a
@@ -134,9 +136,14 @@ class WolkvoxInsertManyOperator(RecordsLoadOperator):
             self.load_options,
             operation=self.operation,
             total=total,
-            quota_check=self.quota_check,
             journal=journal,
         )
+
+    def before_sending(self, hook: WolkvoxHook, load: Load, quota: TokenInfo | None) -> None:
+        # Waiting for the quota, a load sends what today's quota allows: there is nothing to refuse.
+        if self.quota_check and self.on_quota_exhausted == "fail":
+            assert isinstance(load, BulkLoad)
+            check_quota(load, quota or hook.token_info(operation=self.operation), reserve=self.quota_reserve)
 
     def returned(self, results: list[RecordResult]) -> list[str | None]:
         return [result.wolkvox_id for result in results]

@@ -4,24 +4,35 @@ and when the task fails.
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
-from airflow_provider_wolkvox.client import LoadSummary, RecordResult, RecordStatus
+from airflow_provider_wolkvox.client import LoadSummary, RecordResult, RecordStatus, TokenInfo
 from airflow_provider_wolkvox.client.journal import Journal
-from airflow_provider_wolkvox.exceptions import WolkvoxError
+from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError, WolkvoxQuotaExceededError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.operators.arguments import (
     RendersJsonArguments,
     sequence_argument,
     task_failure_semantics,
 )
-from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
+from airflow_provider_wolkvox.operators.checkpoint import MemoryStore, task_state_journal
 from airflow_provider_wolkvox.operators.lineage import LineageTarget, operator_lineage
+from airflow_provider_wolkvox.operators.quota import (
+    DEFAULT_MAX_WAIT,
+    ON_QUOTA_EXHAUSTED,
+    QUOTA_WAITS_KEY,
+    QuotaWaits,
+    date_time_trigger,
+    now,
+    restart_time,
+    resume_time,
+)
 from airflow_provider_wolkvox.sources import DEFAULT_ENCODING, open_text, read_records
 
 if TYPE_CHECKING:
@@ -34,6 +45,9 @@ class Load(Protocol):
     operation: str
     module: str
     summary: LoadSummary
+
+    @property
+    def calls_to_finish(self) -> int: ...
 
     @property
     def stop_error(self) -> WolkvoxError | None: ...
@@ -63,6 +77,11 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
     :param max_failed_records: how many records may fail before the task fails.
     :param failed_records_limit: how many failed records the ``failed_records`` XCom lists at most.
     :param encoding: the text encoding of ``records_path`` (e.g. ``"latin-1"`` for some exports).
+    :param on_quota_exhausted: ``"fail"``: a spent quota fails the task; ``"wait"``: the task defers
+        until the quota restarts (no worker slot held), then goes on where it stopped.
+    :param quota_reserve: calls of the day's quota to leave to the token's other users: the load
+        stops (and, with ``"wait"``, waits) when only these are left. Reading the quota costs one call.
+    :param max_wait: the longest the task may wait for the quota in all, from its first wait.
     """
 
     template_fields: Sequence[str] = (
@@ -89,11 +108,27 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         max_failed_records: int = 0,
         failed_records_limit: int = 100,
         encoding: str = DEFAULT_ENCODING,
+        on_quota_exhausted: str = "fail",
+        quota_reserve: int = 0,
+        max_wait: datetime.timedelta = DEFAULT_MAX_WAIT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if (records is None) == (records_path is None):
             raise ValueError("give exactly one of records and records_path")
+        if on_quota_exhausted not in ON_QUOTA_EXHAUSTED:
+            raise WolkvoxInputError(
+                f"on_quota_exhausted must be 'fail' or 'wait', got {on_quota_exhausted!r}"
+            )
+        if type(quota_reserve) is not int or quota_reserve < 0:
+            raise WolkvoxInputError(
+                f"quota_reserve must be a number of calls (0 or more), got {quota_reserve!r}"
+            )
+        if not isinstance(max_wait, datetime.timedelta) or max_wait <= datetime.timedelta(0):
+            raise WolkvoxInputError(f"max_wait must be a positive timedelta, got {max_wait!r}")
+        self.on_quota_exhausted = on_quota_exhausted
+        self.quota_reserve = quota_reserve
+        self.max_wait = max_wait
         self.module = module
         self.records = records
         self.records_path = records_path
@@ -121,20 +156,101 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         return read_records(self.records_path, encoding=self.encoding)
 
     def execute(self, context: Context) -> Any:
+        return self._load(context)
+
+    def resume_after_quota(self, context: Context, event: Any = None, carried: Any = None) -> Any:
+        """Runs the load again after a quota wait: the journal skips what the earlier runs created."""
+        return self._load(context, carried or {})
+
+    def before_sending(self, hook: WolkvoxHook, load: Load, quota: TokenInfo | None) -> None:
+        """Checks a subclass makes with the load built (and the quota, if read), before any request."""
+
+    def _load(self, context: Context, carried: dict[str, Any] | None = None) -> Any:
         hook = WolkvoxHook(self.wolkvox_conn_id)
+        state = context.get("task_state_store") if hasattr(context, "get") else None
+        waiting = self.on_quota_exhausted == "wait"
+        carried = carried or {}
+        waits = QuotaWaits.of(state.get(QUOTA_WAITS_KEY) if state is not None else carried.get("waits"))
+        memory = MemoryStore(carried.get("notes") or {}) if waiting else None
+        quota_stop: WolkvoxQuotaExceededError | None = None
         with task_failure_semantics(), hook.client:
-            journal = task_state_journal(context, self.log)
+            journal = task_state_journal(context, self.log, fallback=memory)
+            quota, restarts_at = None, None
+            if waiting or self.quota_reserve:
+                read_at = now()
+                quota = hook.token_info(operation=self.operation)
+                restarts_at = restart_time(quota, read_at)
+                hook.client.limit_calls(
+                    max(quota.calls_left - self.quota_reserve, 0), reserve=self.quota_reserve
+                )
             load = self.start(hook, journal)
-            kept, failed = self._consume(load, resumable=journal is not None)
+            self.before_sending(hook, load, quota)
+            try:
+                kept, failed = self._consume(load, resumable=journal is not None)
+            except WolkvoxQuotaExceededError as error:  # a sync's look-ups met the quota
+                if not waiting:
+                    raise
+                quota_stop = error
+            if waiting and isinstance(load.stop_error, WolkvoxQuotaExceededError):
+                quota_stop = load.stop_error
+        if quota_stop is not None:
+            self._wait_for_quota(load, waits, restarts_at, state, memory)
         summary = load.summary
         self.log.info("wolkvox load of module %r: %s", self.module, summary.as_dict())
         written = summary.created + summary.counts.get(RecordStatus.UPDATED, 0)
         self._lineage = LineageTarget(hook.client.base_url, load.operation, load.module, written)
         context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
+        if waiting:
+            context["ti"].xcom_push(key="quota_waits", value=waits.waits)
         self._fail_if_too_many(load, failed, resumable=journal is not None)
         if self.records_path is None:
             return self.returned(kept)
         return {**summary.as_dict(), "results_path": self.results_path}
+
+    def _wait_for_quota(
+        self,
+        load: Load,
+        waits: QuotaWaits,
+        restarts_at: datetime.datetime | None,
+        state: Any,
+        memory: MemoryStore | None,
+    ) -> NoReturn:
+        """Defer until the quota restarts, or fail when that is past ``max_wait`` from the first wait."""
+        at = now()
+        resume_at = resume_time(restarts_at, at)
+        summary = load.summary
+        done = summary.total - summary.counts.get(RecordStatus.NOT_SENT, 0)
+        calls_left = load.calls_to_finish
+        first = waits.first_at or at
+        if resume_at - first > self.max_wait:
+            raise AirflowFailException(
+                f"wolkvox load of module {self.module!r}: the quota is spent and restarts at "
+                f"{resume_at.isoformat(timespec='seconds')}, past max_wait ({self.max_wait}) from the first "
+                f"wait at {first.isoformat(timespec='seconds')}; {done} records are done, about {calls_left} "
+                "calls are left to make"
+            )
+        waits.add(at, resume_at, done, calls_left)
+        if state is not None:
+            state.set(QUOTA_WAITS_KEY, waits.waits)
+        self.log.info(
+            "wolkvox load of module %r: %d records done, about %d calls left to make; today's quota is "
+            "spent (or down to the reserve of %d); waiting until %s, %d s from now, for it to restart",
+            self.module,
+            done,
+            calls_left,
+            self.quota_reserve,
+            resume_at.isoformat(timespec="seconds"),
+            round((resume_at - at).total_seconds()),
+        )
+        carried = {
+            "waits": waits.waits,
+            "notes": dict(memory) if state is None and memory is not None else None,
+        }
+        self.defer(
+            trigger=date_time_trigger(resume_at),
+            method_name="resume_after_quota",
+            kwargs={"carried": carried},
+        )
 
     def _consume(self, load: Load, *, resumable: bool) -> tuple[list[RecordResult], list[RecordResult]]:
         """Drain the load: the results kept for in-memory input, each written to the results file.

@@ -105,6 +105,11 @@ class UpsertLoad:
         log.info("%s", self.plan.describe(module, options.key_field))
 
     @property
+    def calls_to_finish(self) -> int:
+        """API calls the records not written yet need at most (one each: creates may batch)."""
+        return self.summary.counts[RecordStatus.NOT_SENT] or self.plan.lookup_calls
+
+    @property
     def stop_error(self) -> Any:
         """The refusal that stopped the sync (spent quota, refused token, CRM unavailable), if any."""
         return self.sender.stop_error
