@@ -46,6 +46,9 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "asset-uris": [ASSET_URIS],
+        # Airflow 2.11 reads the same entry under the name datasets had then.
+        "dataset-uris": [ASSET_URIS],
         "connection-types": [
             {
                 "hook-class-name": HOOK_CLASS_NAME,
@@ -57,6 +60,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
     }
 
+
+ASSET_URIS: dict[str, Any] = {
+    "schemes": ["wolkvox"],
+    "handler": "airflow_provider_wolkvox.assets.sanitize_uri",
+    "to_openlineage_converter": "airflow_provider_wolkvox.assets.convert_asset_to_openlineage",
+    "factory": "airflow_provider_wolkvox.assets.create_asset",
+}
 
 # The Connection form, declared once: Airflow 3 reads it from the provider info, and the hook's
 # legacy form methods (Airflow 2) are derived from it.

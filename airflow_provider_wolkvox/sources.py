@@ -107,9 +107,9 @@ def _lines(path: str, encoding: str) -> Iterator[tuple[int, str]]:
     """``(line, text)`` of every physical line of the file, decoded one by one."""
     skip_bom = _is_utf8(encoding)
     with _open(path, "rb") as handle:
-        # A binary file iterates in pieces ending at b"\n"; splitlines() also breaks them at a lone
-        # b"\r", as text mode did (bytes.splitlines knows only the ASCII line breaks).
-        pieces = (raw for chunk in handle for raw in chunk.splitlines(keepends=True))
+        # readline() gives pieces ending at b"\n" (Airflow 2's ObjectStoragePath file cannot be
+        # iterated); splitlines() also breaks them at a lone b"\r", as text mode did.
+        pieces = (raw for chunk in iter(handle.readline, b"") for raw in chunk.splitlines(keepends=True))
         for line, raw in enumerate(pieces, start=1):
             if line == 1 and skip_bom and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]

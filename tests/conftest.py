@@ -31,6 +31,16 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(_DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        # The asset example DAGs read the default Connection when parsed; tests that run them point
+        # it at a fake CRM first. Nothing listens here.
+        "AIRFLOW_CONN_WOLKVOX_DEFAULT": json.dumps(
+            {
+                "conn_type": "wolkvox",
+                "host": "http://127.0.0.1:9",
+                "password": "unused-token",
+                "extra": {"operation": "test"},
+            }
+        ),
     }
 )
 

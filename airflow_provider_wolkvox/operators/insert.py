@@ -22,7 +22,7 @@ from airflow_provider_wolkvox.operators.arguments import (
     mapping_argument,
     task_failure_semantics,
 )
-from airflow_provider_wolkvox.operators.lineage import LineageTarget
+from airflow_provider_wolkvox.operators.lineage import LineageTarget, record_outlet_counts
 from airflow_provider_wolkvox.operators.loads import Load, RecordsLoadOperator, WolkvoxLineage
 from airflow_provider_wolkvox.sources import check_records_file
 
@@ -75,6 +75,8 @@ class WolkvoxInsertOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
             "Created wolkvox record %s in module %r of operation %r", wolkvox_id, self.module, operation
         )
         self._lineage = LineageTarget(hook.client.base_url, operation, self.module, 1)
+        counts = {"total": 1, "created": 1, "calls": hook.client.calls}
+        record_outlet_counts(self.outlets, context, self._lineage, counts)
         return wolkvox_id
 
 

@@ -22,7 +22,7 @@ from airflow_provider_wolkvox.operators.arguments import (
     task_failure_semantics,
 )
 from airflow_provider_wolkvox.operators.checkpoint import MemoryStore, task_state_journal
-from airflow_provider_wolkvox.operators.lineage import LineageTarget, operator_lineage
+from airflow_provider_wolkvox.operators.lineage import LineageTarget, operator_lineage, record_outlet_counts
 from airflow_provider_wolkvox.operators.quota import (
     DEFAULT_MAX_WAIT,
     ON_QUOTA_EXHAUSTED,
@@ -199,6 +199,10 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         self.log.info("wolkvox load of module %r: %s", self.module, summary.as_dict())
         written = summary.created + summary.counts.get(RecordStatus.UPDATED, 0)
         self._lineage = LineageTarget(hook.client.base_url, load.operation, load.module, written)
+        counts = {
+            k: v for k, v in summary.as_dict().items() if k not in ("elapsed_seconds", "stopped_reason")
+        }
+        record_outlet_counts(self.outlets, context, self._lineage, counts)
         context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
         if waiting:
             context["ti"].xcom_push(key="quota_waits", value=waits.waits)

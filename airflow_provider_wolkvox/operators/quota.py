@@ -37,8 +37,9 @@ def restart_time(info: TokenInfo, read_at: datetime.datetime) -> datetime.dateti
 
 
 def resume_time(restarts_at: datetime.datetime | None, at: datetime.datetime) -> datetime.datetime:
-    """When a load stopped by the quota at ``at`` resumes: the restart (if still ahead) and a margin."""
-    until = at + UNKNOWN_RESTART_WAIT if restarts_at is None or restarts_at <= at else restarts_at
+    """When a load stopped by the quota at ``at`` resumes: at the restart plus a margin (at once, plus
+    the margin, if the restart has come meanwhile; in an hour if the CRM did not say)."""
+    until = at + UNKNOWN_RESTART_WAIT if restarts_at is None else max(restarts_at, at)
     margin = min(max((until - at) * _MARGIN_SHARE, _MIN_MARGIN), _MAX_MARGIN)
     return until + margin
 

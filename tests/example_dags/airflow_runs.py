@@ -231,6 +231,19 @@ class SchedulerStack:
             finished, RUN_TIMEOUT, f"the end of DAG run {dag_id}/{run_id}", logs=self.log_tails, interval=0.25
         )
 
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs as the REST API lists them."""
+        return list(self._get(f"/dags/{dag_id}/dagRuns")["dag_runs"])
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        return self._get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")[
+            "value"
+        ]
+
+    def rest(self, method: str, path: str) -> requests.Response:
+        """A call of the REST API (``path`` under ``/api/v2``), as a user would make it."""
+        return self.api.request(method, self._url(path), timeout=REQUEST_TIMEOUT)
+
     def task_process(self, dag_id: str, run_id: str, task_id: str) -> psutil.Process:
         """Wait for the task to run; return the process running it (not its supervisor)."""
 

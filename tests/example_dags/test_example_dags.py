@@ -164,3 +164,33 @@ def test_sync_dag_creates_then_finds_everything_unchanged_with_no_call(
     ]
     assert fake_crm.calls() == calls_after_first
     assert len(fake_crm.records("contacts")) == 300
+
+
+def test_the_producer_load_attaches_its_counts_to_the_asset_event(fake_crm: FakeWolkvoxServer) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    outcome = run_dag("example_wolkvox_asset_producer")
+
+    assert outcome.state == "success"
+    uri = f"wolkvox://{fake_crm.url.removeprefix('http://')}/{OPERATION}/contacts"
+    with create_session() as session:
+        extras = (
+            session.execute(
+                select(AssetEvent.extra)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetModel.uri == uri)
+            )
+            .scalars()
+            .all()
+        )
+    [extra] = extras
+    assert {k: extra[k] for k in ("total", "created", "rejected", "failed", "calls")} == {
+        "total": 20,
+        "created": 20,
+        "rejected": 0,
+        "failed": 0,
+        "calls": 1,
+    }
+    assert len(fake_crm.records("contacts")) == 20

@@ -1,7 +1,8 @@
-"""A bulk load under a real scheduler whose task process is killed with SIGKILL; Airflow retries it.
+"""Bulk loads under a real scheduler: a task process killed with SIGKILL (Airflow retries it), and a
+load that waits for the quota in the ``deferred`` state (the triggerer resumes it).
 
-One scheduler stack (LocalExecutor, sqlite) serves the module; the fake CRM runs here, on loopback.
-The test DAGs have ``retries=1``: every record must end in the store exactly once after the retry.
+One scheduler stack (LocalExecutor, sqlite, triggerer) serves the module; the fake CRMs run here, on
+loopback. The kill DAGs have ``retries=1``: every record must end in the store exactly once.
 """
 
 from __future__ import annotations
@@ -14,13 +15,24 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
+from tests.airflow_processes import wait_for
 from tests.conftest import OPERATION, REPO_ROOT, TOKEN
 from tests.example_dags.airflow_runs import RERUN_TESTS, SchedulerStack, kill_when
 from tests.example_dags.records import MODULE, LoadFiles, assert_stored_once, contacts
 
 pytestmark = [*RERUN_TESTS, pytest.mark.scheduler]
 
-DAG_FILE = REPO_ROOT / "tests" / "example_dags" / "dags" / "wolkvox_reruns.py"
+DAGS = REPO_ROOT / "tests" / "example_dags" / "dags"
+EXAMPLES = REPO_ROOT / "example_dags"
+DAG_FILES = [
+    DAGS / "wolkvox_reruns.py",
+    DAGS / "wolkvox_quota_wait.py",
+    EXAMPLES / "example_wolkvox_asset_producer.py",
+    EXAMPLES / "example_wolkvox_asset_consumer.py",
+]
+# The quota test's CRM: 5 calls a "day" of 20 s, under the Connection wolkvox_quota.
+QUOTA, QUOTA_DAY = 5, 20.0
+QUOTA_CONN_ENV = "AIRFLOW_CONN_WOLKVOX_QUOTA"
 RECORDS = 2000
 LATENCY = 0.03
 #: Set it to replay the kill moments of an earlier session.
@@ -35,9 +47,18 @@ def crm() -> Iterator[FakeWolkvoxServer]:
 
 
 @pytest.fixture(scope="module")
-def stack(crm: FakeWolkvoxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchedulerStack]:
+def quota_crm() -> Iterator[FakeWolkvoxServer]:
+    with FakeWolkvoxServer({TOKEN: OPERATION}, quota=QUOTA, quota_period=QUOTA_DAY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(
+    crm: FakeWolkvoxServer, quota_crm: FakeWolkvoxServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SchedulerStack]:
     home = tmp_path_factory.mktemp("airflow-scheduler-home")
-    with SchedulerStack(home, [DAG_FILE], {CONN_ENV_VAR: crm.airflow_connection()}) as running:
+    env = {CONN_ENV_VAR: crm.airflow_connection(), QUOTA_CONN_ENV: quota_crm.airflow_connection()}
+    with SchedulerStack(home, DAG_FILES, env) as running:
         yield running
 
 
@@ -103,3 +124,69 @@ def test_kill_at_any_moment_then_retry_creates_each_record_once(
     assert_retried_to_success(stack, dag_id, run_id)
 
     assert_stored_once(empty_crm, records, files.returned_ids(records))
+
+
+def test_a_load_waiting_for_the_quota_is_deferred_then_resumed_by_the_triggerer(
+    stack: SchedulerStack, quota_crm: FakeWolkvoxServer, tmp_path: Path
+) -> None:
+    # 1,000 records in batches of 100: 10 calls, of a quota of 5 a day (one reads the quota).
+    quota_crm.reset()
+    records = contacts(1000)
+    files = LoadFiles(tmp_path)
+    files.write(records)
+    dag_id, run_id = "wolkvox_quota_wait", "quota-wait"
+    stack.trigger(
+        dag_id,
+        run_id,
+        {
+            "conn_id": "wolkvox_quota",
+            "records_path": str(files.records_path),
+            "results_path": str(files.results_path),
+        },
+    )
+
+    states = set()
+
+    def deferred() -> bool:
+        states.add(stack.task_instance(dag_id, run_id, "load")["state"])
+        return "deferred" in states
+
+    wait_for(deferred, 120, "the load deferred for the quota", logs=stack.log_tails)
+    stored_while_waiting = quota_crm.record_count(MODULE)
+    assert 0 < stored_while_waiting < len(records)
+    assert stack.wait_for_end(dag_id, run_id) == "success"
+
+    assert_stored_once(quota_crm, records, files.returned_ids(records))
+    instance = stack.task_instance(dag_id, run_id, "load")
+    assert (instance["state"], instance["try_number"]) == ("success", 1)  # waited, not retried
+
+
+def test_a_dag_scheduled_on_the_module_runs_after_a_load_and_reads_its_counts(
+    stack: SchedulerStack, empty_crm: FakeWolkvoxServer
+) -> None:
+    stack.trigger("example_wolkvox_asset_producer", "asset-load", {})
+    assert stack.wait_for_end("example_wolkvox_asset_producer", "asset-load") == "success"
+
+    consumer = "example_wolkvox_asset_consumer"
+    [run] = wait_for(lambda: stack.dag_runs(consumer), 120, "a run of the consumer DAG", logs=stack.log_tails)
+    assert run["run_type"] == "asset_triggered"
+    assert stack.wait_for_end(consumer, run["dag_run_id"]) == "success"
+    assert stack.xcom(consumer, run["dag_run_id"], "arrivals") == {"created": 20, "rejected": 0}
+    assert empty_crm.record_count(MODULE) == 20
+
+
+def test_the_readme_way_clears_the_journal_of_a_task_instance(
+    stack: SchedulerStack, empty_crm: FakeWolkvoxServer, tmp_path: Path
+) -> None:
+    dag_id, run_id = "wolkvox_rerun_no_dedupe", "clear-state"
+    files = LoadFiles(tmp_path)
+    records = start_load(stack, dag_id, run_id, files)
+    files.pause_marker.touch()  # no pause after execute
+    assert stack.wait_for_end(dag_id, run_id) == "success"
+    state = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/load/state-store"
+    assert stack.rest("GET", state).json()["total_entries"] > 0  # the journal's notes
+
+    # README, "Sending the same records again on purpose": DELETE .../taskInstances/<task_id>/state-store
+    assert stack.rest("DELETE", state).status_code == 204
+    assert stack.rest("GET", state).json()["total_entries"] == 0
+    assert empty_crm.record_count(MODULE) == len(records)
