@@ -302,6 +302,7 @@ class WolkvoxClient:
         with self._gate:
             prepared = self._prepared(method, path, params)
             prepared.prepare_body(body, None)
+            failure: requests.RequestException | None = None
             with self._watchdog.watch() as sent:
                 try:
                     response = self._session.send(
@@ -309,10 +310,12 @@ class WolkvoxClient:
                     )
                     text = response.text
                 except requests.RequestException as exc:
-                    where = f"wolkvox {endpoint} at {self.base_url}" + (
-                        f" (module {module!r})" if module else ""
-                    )
-                    raise network_error(exc, sent, where=where, endpoint=endpoint, module=module) from None
+                    failure = exc
+        if failure is not None:
+            # Raised outside the except block: the requests error (its request holds the token
+            # header) must not ride along as the new error's context.
+            where = f"wolkvox {endpoint} at {self.base_url}" + (f" (module {module!r})" if module else "")
+            raise network_error(failure, sent, where=where, endpoint=endpoint, module=module)
         if response.is_redirect:
             raise WolkvoxConfigError(
                 f"wolkvox {endpoint} at {self.base_url}: the server redirects to "

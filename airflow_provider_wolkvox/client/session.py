@@ -64,6 +64,12 @@ class Exchange:
             if self.expired:
                 self._shut_down()
 
+    def detach(self, connection: Any) -> None:
+        """Called when ``connection`` goes back to the pool, its answer read."""
+        with self._lock:
+            if self._connection is connection:
+                self._connection = None
+
     def expire(self) -> None:
         """Called by the watchdog at the deadline: ends any wait of this request on the network."""
         with self._lock:
@@ -129,22 +135,47 @@ class Watchdog:
 
 
 class _TrackedConnection(HTTPConnection):
+    _tunnelling = False
+
     def send(self, data: Any) -> None:
+        if self.sock is None:
+            # Connected first (as http.client would), so that a failure to connect is not "sent".
+            self.connect()
         current: Exchange | None = getattr(_current, "exchange", None)
-        if current is not None:
+        if current is not None and not self._tunnelling:
             current.attach(self)
         super().send(data)
 
+    def _tunnel(self) -> None:
+        # The CONNECT to a proxy carries nothing of the request.
+        self._tunnelling = True
+        try:
+            super()._tunnel()
+        finally:
+            self._tunnelling = False
+
 
 class _TrackedHTTPSConnection(HTTPSConnection):
+    _tunnelling = False
     send = _TrackedConnection.send
+    _tunnel = _TrackedConnection._tunnel
 
 
-class _TrackedPool(HTTPConnectionPool):
+class _ReleasingPool(HTTPConnectionPool):
+    def _put_conn(self, conn: Any) -> None:
+        # Back in the pool the connection may serve another thread: its request's deadline no longer
+        # applies to it.
+        current: Exchange | None = getattr(_current, "exchange", None)
+        if current is not None:
+            current.detach(conn)
+        super()._put_conn(conn)
+
+
+class _TrackedPool(_ReleasingPool):
     ConnectionCls = _TrackedConnection
 
 
-class _TrackedHTTPSPool(HTTPSConnectionPool):
+class _TrackedHTTPSPool(_ReleasingPool, HTTPSConnectionPool):
     ConnectionCls = _TrackedHTTPSConnection
 
 
@@ -181,21 +212,24 @@ def network_error(
     """
     chain = list(_causes(exc))
     reason = _reason(chain[-1])
-    if sent.expired:
-        return WolkvoxNoAnswerError(
-            f"{where}: no complete answer within the deadline; the request was sent ({reason})",
-            endpoint=endpoint,
-            module=module,
-        )
-    if any(isinstance(cause, (ConnectTimeoutError, ProxyError, requests.ConnectTimeout)) for cause in chain):
+    connect_failed = any(
+        isinstance(cause, (ConnectTimeoutError, ProxyError, requests.ConnectTimeout)) for cause in chain
+    )
+    if not sent.sent or connect_failed:
+        # Nothing of the request left: a TLS failure is the Connection's; anything else, retried.
+        if any(isinstance(cause, (Urllib3SSLError, ssl.SSLError, ssl.CertificateError)) for cause in chain):
+            return WolkvoxTLSError(
+                f"{where}: the TLS handshake failed ({reason}); check that the Connection's Host names an "
+                "https server whose certificate this worker trusts (REQUESTS_CA_BUNDLE, or the extra verify)",
+                endpoint=endpoint,
+                module=module,
+            )
         return WolkvoxConnectionError(
             f"{where}: could not connect ({reason})", endpoint=endpoint, module=module
         )
-    tls = any(isinstance(cause, (Urllib3SSLError, ssl.SSLError, ssl.CertificateError)) for cause in chain)
-    if tls and not sent.sent:
-        return WolkvoxTLSError(
-            f"{where}: the TLS handshake failed ({reason}); check that the Connection's Host names an "
-            "https server whose certificate this worker trusts (REQUESTS_CA_BUNDLE, or the extra verify)",
+    if sent.expired:
+        return WolkvoxNoAnswerError(
+            f"{where}: no complete answer within the deadline; the request was sent ({reason})",
             endpoint=endpoint,
             module=module,
         )

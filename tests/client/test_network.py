@@ -6,6 +6,7 @@ how many requests the server saw.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -111,6 +112,37 @@ def test_an_https_host_against_a_plain_http_server_fails_fast_once(monkeypatch: 
     assert raised.value.fail_fast
     assert str(raised.value).startswith(
         f"wolkvox insert.php at {url} (module 'contacts'): the TLS handshake failed (SSLError: "
+    )
+
+
+def test_a_tls_handshake_that_never_comes_is_a_retried_connection_error_not_an_unknown_outcome() -> None:
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:  # accepts the TCP connections, then says nothing: no TLS handshake
+        listener.settimeout(10)
+        with contextlib.suppress(OSError):
+            while len(accepted) < RETRIES.max_attempts:
+                accepted.append(listener.accept()[0])
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with client_for(url, timeout=0.5) as client, pytest.raises(WolkvoxConnectionError) as raised:
+            client.insert(OPERATION, "contacts", FIELDS)
+        assert client.calls == RETRIES.max_attempts
+    finally:
+        acceptor.join(5)
+        for sock in accepted:
+            sock.close()
+        listener.close()
+    assert not raised.value.fail_fast
+    assert str(raised.value).startswith(
+        f"wolkvox insert.php at {url} (module 'contacts'): could not connect ("
     )
 
 
