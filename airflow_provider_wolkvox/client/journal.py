@@ -101,10 +101,11 @@ class Journal:
         otherwise; ``sent_at`` is when their last request went out."""
         rows = [_row(key, result) for key, result in keyed]
         with self._lock:
-            if number is None:
-                number = self._count
-                self._count += 1
+            new = number is None
+            number = self._count if number is None else number
             self._store.set(_key(number), {"sent_at": sent_at, "answered_at": time.time(), "records": rows})
+            if new:  # counted once written, so that a failed write leaves no gap in the notes
+                self._count += 1
 
     def _read(self, note: Any) -> None:
         if not isinstance(note, dict):

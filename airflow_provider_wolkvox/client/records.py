@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -106,8 +107,9 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 class ContentKeys:
     """Names records by their content, so that a later try recognises them in any order or batching.
 
-    The key is a digest of the module and the record's JSON, with the copy number: the second
-    identical record of an input is a record of its own (``<digest>:2``).
+    The key is a digest of the module and the record's JSON with its fields sorted (a file whose
+    columns moved holds the same records), with the copy number: the second identical record of an
+    input is a record of its own (``<digest>:2``).
     """
 
     def __init__(self, module: str) -> None:
@@ -115,8 +117,8 @@ class ContentKeys:
         self._copies: Counter[str] = Counter()
 
     def assign(self, record: PreparedRecord) -> PreparedRecord:
-        assert record.body is not None, "a journalled load encodes each record on its own"
-        digest = hashlib.blake2b(self._scope + record.body, digest_size=10).hexdigest()
+        canonical = json.dumps(record.fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        digest = hashlib.blake2b(self._scope + canonical.encode(), digest_size=10).hexdigest()
         self._copies[digest] += 1
         record.key = f"{digest}:{self._copies[digest]}"
         return record

@@ -13,6 +13,7 @@ from airflow_provider_wolkvox.client import (
     BulkLoad,
     Journal,
     LoadOptions,
+    RecordResult,
     RecordStatus,
     RetryPolicy,
     WolkvoxClient,
@@ -216,3 +217,38 @@ def test_a_batch_in_flight_that_never_reached_the_crm_is_sent_by_the_later_try(
     assert [r.status for r in second] == [RecordStatus.CREATED] * 20
     by_email = ids_by_email(server)
     assert [r.wolkvox_id for r in second] == [by_email[f"c{n}@example.com"] for n in range(20)]
+
+
+def test_a_file_whose_columns_moved_holds_the_same_records(server: FakeWolkvoxServer) -> None:
+    store = DictStateStore()
+    first = run(server, store, records(20))
+    calls_before = server.calls()
+    moved = [
+        {"Email": record["Email"], "Nombre": record["Nombre"]} for record in records(20)
+    ]  # columns swapped
+
+    second = run(server, store, moved)
+
+    assert server.calls() == calls_before
+    assert [r.wolkvox_id for r in second] == [r.wolkvox_id for r in first]
+
+
+def test_a_note_that_could_not_be_written_leaves_no_gap_in_the_notes() -> None:
+    class FailingOnce(DictStateStore):
+        failed = False
+
+        def set(self, key: str, value: Any) -> None:
+            if key == f"{KEY_PREFIX}1" and not self.failed:
+                self.failed = True
+                raise OSError("the API server is away")
+            super().set(key, value)
+
+    store = FailingOnce()
+    journal = Journal(store)
+    journal.settled(None, [("a:1", RecordResult(0, RecordStatus.CREATED, "id-a"))], sent_at=1.0)
+    with pytest.raises(OSError, match="away"):
+        journal.settled(None, [("b:1", RecordResult(1, RecordStatus.CREATED, "id-b"))], sent_at=2.0)
+    journal.settled(None, [("c:1", RecordResult(2, RecordStatus.CREATED, "id-c"))], sent_at=3.0)
+
+    later = Journal(store)  # reads notes 0, 1, ... up to the first missing one
+    assert [later.recall(key) is not None for key in ("a:1", "b:1", "c:1")] == [True, False, True]
