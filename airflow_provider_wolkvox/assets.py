@@ -35,7 +35,8 @@ def wolkvox_asset(conn_id_or_host: str, operation: str | None, module: str) -> A
         operation = operation or connection.extra_dejson.get("operation")
     if not operation:
         raise ValueError(
-            f"the asset of module {module!r} needs an operation: pass it, or set the Connection's"
+            f"the asset of module {module!r} needs an operation: pass it, or set the extra operation "
+            f"of Connection {conn_id_or_host!r}"
         )
     return create_asset(host=host, operation=operation, module=module)
 

@@ -49,17 +49,35 @@ from airflow_provider_wolkvox.client.retry import RetryPolicy  # noqa: E402
 
 TOKEN = "tok-3f9a1c77e2b54d08"
 OPERATION = "modulotest03"
+#: The request timeout of tests that lose answers on purpose: a load looks the records of a lost
+#: answer up only once the request's timeout has passed, and the default is a minute.
+LOST_ANSWER_TIMEOUT = 2.0
 BASE_URL = "https://crm0001.wolkvox.com"
 
 
 class RecordingTaskInstance:
     """Stands for ``context["ti"]`` in operator unit tests: keeps what the operator pushes to XCom."""
 
+    try_number = 1
+
     def __init__(self) -> None:
         self.pushed: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
+
+
+class DictStateStore:
+    """Stands for ``context["task_state_store"]``: the get/set the journal uses."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
 
 
 def simultaneous_refusals(server: Any) -> int:

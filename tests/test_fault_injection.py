@@ -9,7 +9,7 @@ duplicate or an unknown.
 from __future__ import annotations
 
 import functools
-import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -39,7 +39,18 @@ def fault_kwargs(fault: Fault) -> dict[str, Any]:
         return {"status": 400, "body": {"code": 400, "error": "BAD REQUEST", "msg": "INVALID RECORD"}}
     if fault is Fault.SLOW:
         return {"delay": TIMEOUT * 3}
+    if fault is Fault.DROP_THEN_STORE:  # stored before the request's timeout is over
+        return {"delay": TIMEOUT / 2}
     return {}
+
+
+def wait_for_late_store(server: FakeWolkvoxServer, fault: Fault, count: int) -> None:
+    """Give a DROP_THEN_STORE fault's store, which comes after the client saw the answer lost, time to
+    land (a few seconds at most) before the store is compared."""
+    deadline = time.monotonic() + 5
+    while fault is Fault.DROP_THEN_STORE and server.record_count(MODULE) < count:
+        assert time.monotonic() < deadline, "the late store never came"
+        time.sleep(0.05)
 
 
 FAULTS = list(Fault)
@@ -48,9 +59,7 @@ FAULTS = list(Fault)
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch, fast_retries: object) -> Iterator[FakeWolkvoxServer]:
     with FakeWolkvoxServer({TOKEN: OPERATION}) as fake:
-        conn = json.loads(fake.airflow_connection())
-        conn["extra"]["timeout"] = TIMEOUT
-        monkeypatch.setenv(CONN_ENV_VAR, json.dumps(conn))
+        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection(timeout=TIMEOUT))
         yield fake
 
 
@@ -94,6 +103,7 @@ def test_insert_many_keeps_the_invariant(server: FakeWolkvoxServer, fault: Fault
         MODULE, RECORDS, batch_size=10, max_in_flight=1, dedupe_field="Email" if dedupe else None
     )
 
+    wait_for_late_store(server, fault, len(RECORDS))
     counts = check_invariant(result.results, server, dedupe=dedupe)
     hit = result.results[10:20]
     if fault in (Fault.SIMULTANEOUS, Fault.MAINTENANCE, Fault.RESPOND, Fault.ERROR_BODY_200) or (
@@ -134,6 +144,7 @@ def test_connection_refused_leaves_everything_not_sent(
 LOST_ANSWERS = {
     Fault.DROP_BEFORE,
     Fault.STORE_THEN_DROP,
+    Fault.DROP_THEN_STORE,
     Fault.STORE_THEN_500,
     Fault.SLOW,
     Fault.NON_JSON_200,
@@ -165,6 +176,7 @@ def test_insert_keeps_the_invariant(server: FakeWolkvoxServer, fault: Fault, ded
         return
     with pytest.raises(expected) as raised:
         insert()
+    wait_for_late_store(server, fault, 1)
     stored = stored_by_email(server).get(record["Email"], [])
     if expected is WolkvoxOutcomeUnknownError:
         assert "outcome is unknown" in str(raised.value)

@@ -1,10 +1,11 @@
 """Bulk loads: the input in requests of ``batch_size`` records (or one each), results in input order.
 
 The input is read lazily through an ordered pipeline of ``max_in_flight`` threads: at most
-``max_in_flight + 1`` requests' worth of records are held at once, so a generator of a million
-records is never in memory at once. With a journal, each record is first looked up by its content
-key: created by an earlier try → its result is reused and nothing is sent; left in doubt → settled;
-otherwise sent.
+``max_in_flight + 1`` requests' worth of records are held at once (with a journal, groups that
+may also carry records an earlier try settled, up to ``GROUP_SPAN`` requests' worth each), so a
+generator of a million records is never in memory at once. With a journal, each record is first
+looked up by its content key: created by an earlier try → its result is reused and nothing is
+sent; left in doubt → settled; otherwise sent.
 """
 
 from __future__ import annotations

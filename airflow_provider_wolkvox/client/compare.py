@@ -6,8 +6,11 @@ The CRM may give a value back in another form than it was written: numbers as st
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from airflow_provider_wolkvox import api
 
 
 def same_value(ours: Any, theirs: Any) -> bool:
@@ -22,8 +25,8 @@ def same_value(ours: Any, theirs: Any) -> bool:
         return ours.keys() == theirs.keys() and all(same_value(ours[key], theirs[key]) for key in ours)
     if isinstance(ours, (list, tuple)) and isinstance(theirs, (list, tuple)):
         return len(ours) == len(theirs) and all(map(same_value, ours, theirs))
-    if _empty(ours) or _empty(theirs):
-        return _empty(ours) and _empty(theirs)
+    if is_empty(ours) or is_empty(theirs):
+        return is_empty(ours) and is_empty(theirs)
     if isinstance(ours, bool) or isinstance(theirs, bool):
         return ours is theirs
     if _is_number(ours) or _is_number(theirs):
@@ -33,11 +36,22 @@ def same_value(ours: Any, theirs: Any) -> bool:
     return bool(ours == theirs)
 
 
+def key_holders(matches: Iterable[dict[str, Any]], key_field: str, key: str) -> list[dict[str, Any]]:
+    """The records among ``matches`` (a look-up's answer) that hold ``key`` in ``key_field``, by its
+    canonical text: the CRM may match more loosely than the key."""
+    return [m for m in matches if m.get(api.ID_FIELD) and key_text(m.get(key_field)) == key]
+
+
+def changed_fields(fields: Mapping[str, Any], held: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of ``fields`` whose value the CRM record ``held`` does not hold."""
+    return tuple(name for name, value in fields.items() if not same_value(value, held.get(name)))
+
+
 def key_text(value: Any) -> str | None:
     """A sync key's canonical text, the same for every form the CRM may give it back in (``123``,
     ``"123"``, ``{"type": ..., "value": 123}``); None for an empty key."""
     value = _unwrap(value)
-    if _empty(value) or isinstance(value, (dict, list, tuple)):
+    if is_empty(value) or isinstance(value, (dict, list, tuple)):
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -55,7 +69,8 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-def _empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """An empty field value: null or \"\"."""
     return value is None or value == ""
 
 

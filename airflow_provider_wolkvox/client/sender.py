@@ -162,7 +162,7 @@ class Sender:
         try:
             ids = self._call(records, body)
         except WolkvoxBadRequestError as error:
-            if not self.options.single and _refuses_the_request(error):
+            if _refuses_the_request(error):
                 direct = self._stopped(records, error)
             else:
                 direct = _results(records, RecordStatus.REJECTED, error)

@@ -49,6 +49,9 @@ class Exchange:
     """One request on its way through urllib3: whether it may have been sent, and its deadline."""
 
     def __init__(self) -> None:
+        #: The request went through the provider's tracked pool, so ``sent`` is known (not through
+        #: another adapter, a mock, or a SOCKS proxy's pool).
+        self.tracked = False
         #: A byte of the request may have left: a failure from here on leaves its outcome unknown.
         self.sent = False
         #: The deadline passed and the connection was shut down.
@@ -161,7 +164,13 @@ class _TrackedHTTPSConnection(HTTPSConnection):
     _tunnel = _TrackedConnection._tunnel
 
 
-class _ReleasingPool(HTTPConnectionPool):
+class _TrackingPool(HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        current: Exchange | None = getattr(_current, "exchange", None)
+        if current is not None:
+            current.tracked = True
+        return super()._get_conn(timeout)
+
     def _put_conn(self, conn: Any) -> None:
         # Back in the pool the connection may serve another thread: its request's deadline no longer
         # applies to it.
@@ -171,11 +180,11 @@ class _ReleasingPool(HTTPConnectionPool):
         super()._put_conn(conn)
 
 
-class _TrackedPool(_ReleasingPool):
+class _TrackedPool(_TrackingPool):
     ConnectionCls = _TrackedConnection
 
 
-class _TrackedHTTPSPool(_ReleasingPool, HTTPSConnectionPool):
+class _TrackedHTTPSPool(_TrackingPool, HTTPSConnectionPool):
     ConnectionCls = _TrackedHTTPSConnection
 
 
@@ -215,8 +224,9 @@ def network_error(
     connect_failed = any(
         isinstance(cause, (ConnectTimeoutError, ProxyError, requests.ConnectTimeout)) for cause in chain
     )
-    if not sent.sent or connect_failed:
+    if connect_failed or (sent.tracked and not sent.sent):
         # Nothing of the request left: a TLS failure is the Connection's; anything else, retried.
+        # Untracked, only a failure to connect proves that; anything else may have been sent.
         if any(isinstance(cause, (Urllib3SSLError, ssl.SSLError, ssl.CertificateError)) for cause in chain):
             return WolkvoxTLSError(
                 f"{where}: the TLS handshake failed ({reason}); check that the Connection's Host names an "

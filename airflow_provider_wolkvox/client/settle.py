@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.compare import same_value
+from airflow_provider_wolkvox.client.compare import is_empty, same_value
 from airflow_provider_wolkvox.client.records import PreparedRecord
 from airflow_provider_wolkvox.client.windows import WindowUnreadable, created_between, crm_seconds
 from airflow_provider_wolkvox.exceptions import WolkvoxBadRequestError, WolkvoxError
@@ -40,10 +41,9 @@ class Settlement:
 
     #: Records found, by input index: their ids.
     found: dict[int, str] = field(default_factory=dict)
-    #: Records certainly not in the CRM: safe to send again.
+    #: Records certainly not in the CRM: safe to send again. The others (no dedupe value, look-ups
+    #: that kept failing) stay of unknown outcome.
     absent: list[PreparedRecord] = field(default_factory=list)
-    #: Records that could not be settled (no dedupe value, look-ups that kept failing).
-    unknown: list[PreparedRecord] = field(default_factory=list)
     #: Records whose look-up failed this round (tried again by :meth:`Settler.settle`).
     failed: list[PreparedRecord] = field(default_factory=list)
 
@@ -110,7 +110,7 @@ class Settler:
 
     def remember(self, record: PreparedRecord, wolkvox_id: str, sent_at: float, answered_at: float) -> None:
         """Keep ``record``, created by a request sent and answered then, as the clock's reference."""
-        if not self.clock.known and not _empty(record.fields.get(self.dedupe_field)):
+        if not self.clock.known and not is_empty(record.fields.get(self.dedupe_field)):
             self.reference = Reference(record.fields[self.dedupe_field], wolkvox_id, sent_at, answered_at)
 
     def settle(self, records: Sequence[PreparedRecord], sent_at: float, until: float) -> Settlement:
@@ -119,9 +119,15 @@ class Settler:
         :raises WolkvoxError: a fail-fast refusal of a look-up (spent quota, refused token).
         """
         settlement = Settlement()
-        keyed: list[PreparedRecord] = []
-        for record in records:
-            (settlement.unknown if _empty(record.fields.get(self.dedupe_field)) else keyed).append(record)
+        keyed = [record for record in records if not is_empty(record.fields.get(self.dedupe_field))]
+        # The CRM may still be creating them until the request's deadline: look once it has passed
+        # (and let the window reach as far).
+        until = max(until, sent_at + self.client.timeout)
+        if (pause := until - time.time()) > 0:
+            log.info(
+                "wolkvox: waiting %.0f s before looking for records of a lost answer up in the CRM", pause
+            )
+            time.sleep(pause)
         if len(keyed) > 1 and not self._windows_refused:
             if not self.clock.known:
                 keyed = self._learn_clock(keyed, sent_at, until, settlement)
@@ -130,14 +136,21 @@ class Settler:
                 if window is not None:
                     for record in keyed:
                         self._match(record, window, settlement)
-                    return settlement
+                    if settlement.found or not keyed:
+                        return settlement
+                    # None of them in the window: a misplaced window (the CRM's clock moved?) would say
+                    # so too. One look-up confirms before they are all sent again.
+                    settlement.absent.clear()
+                    if not self._look_up(keyed[0], settlement):
+                        settlement.absent.extend(keyed[1:])
+                        return settlement
+                    keyed = keyed[1:]
         for record in keyed:
             self._look_up(record, settlement)
         for _ in range(LOOKUP_ROUNDS - 1):
             retry, settlement.failed = settlement.failed, []
             for record in retry:
                 self._look_up(record, settlement)
-        settlement.unknown += settlement.failed
         return settlement
 
     def _learn_clock(
@@ -209,7 +222,3 @@ class Settler:
                 raise
             log.warning("wolkvox: could not look up a record of unknown outcome: %s", error)
             return None
-
-
-def _empty(value: Any) -> bool:
-    return value is None or value == ""

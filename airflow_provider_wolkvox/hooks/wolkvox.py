@@ -13,8 +13,9 @@ from airflow_provider_wolkvox import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_wolkvox.client import RetryPolicy, TokenInfo, WolkvoxClient
 from airflow_provider_wolkvox.client.client import DEFAULT_TIMEOUT
 from airflow_provider_wolkvox.client.host import base_url_from_host
+from airflow_provider_wolkvox.client.journal import Journal
 from airflow_provider_wolkvox.client.options import LoadOptions
-from airflow_provider_wolkvox.client.records import PreparedRecord, check_module
+from airflow_provider_wolkvox.client.records import ContentKeys, PreparedRecord, check_module
 from airflow_provider_wolkvox.client.redaction import token_forms
 from airflow_provider_wolkvox.client.sender import Sender
 from airflow_provider_wolkvox.exceptions import WolkvoxConfigError, WolkvoxError, WolkvoxInputError
@@ -126,6 +127,7 @@ class WolkvoxHook(LoadMethods, BaseHook):
         *,
         operation: str | None = None,
         dedupe_field: str | None = None,
+        journal: Journal | None = None,
     ) -> str:
         """Create one record in ``module``; return its ``wolkvox_id``.
 
@@ -134,12 +136,19 @@ class WolkvoxHook(LoadMethods, BaseHook):
         :param operation: the CRM operation; defaults to the Connection's extra.
         :param dedupe_field: a field unique per record (an e-mail, an id number): when the answer
             is lost, the record is looked up by it (one call) and sent again only if absent.
+        :param journal: where a task keeps what became of the insert, so that a later try of it
+            returns the id an earlier one created instead of creating the record again.
         :raises WolkvoxOutcomeUnknownError: the record may or may not have been created.
         """
         prepared, body = prepare_record(fields)
         options = LoadOptions(single=True, max_in_flight=1, dedupe_field=dedupe_field)
-        sender = Sender(self.client, self.operation_for(operation), check_module(module), options)
-        [result] = sender.send([PreparedRecord(0, prepared, body)])
+        module = check_module(module)
+        sender = Sender(self.client, self.operation_for(operation), module, options, journal)
+        record = PreparedRecord(0, prepared, body)
+        if journal is None:
+            [result] = sender.send([record])
+        else:
+            [result] = sender.send_recalled([ContentKeys(module).assign(record)])
         if result.wolkvox_id is None:
             assert result.cause is not None
             raise result.cause

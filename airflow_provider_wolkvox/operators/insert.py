@@ -22,6 +22,7 @@ from airflow_provider_wolkvox.operators.arguments import (
     mapping_argument,
     task_failure_semantics,
 )
+from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
 from airflow_provider_wolkvox.operators.lineage import LineageTarget, record_outlet_counts
 from airflow_provider_wolkvox.operators.loads import Load, RecordsLoadOperator, WolkvoxLineage
 from airflow_provider_wolkvox.sources import check_records_file
@@ -40,6 +41,9 @@ class WolkvoxInsertOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
     :param wolkvox_conn_id: the wolkvox Connection. (templated)
     :param dedupe_field: a field unique per record; when the answer to the insert is lost, the
         record is looked up by it and sent again only if absent (one extra call).
+
+    Where Airflow has a task state store (3.3+), a retry or clear of the task returns the id an
+    earlier try created instead of creating the record again.
     """
 
     template_fields: Sequence[str] = ("module", "fields", "operation", "wolkvox_conn_id")
@@ -69,7 +73,13 @@ class WolkvoxInsertOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         with task_failure_semantics(), hook.client:
             fields = mapping_argument(self.fields, "fields")
             operation = hook.operation_for(self.operation)
-            wolkvox_id = hook.insert(self.module, fields, operation=operation, dedupe_field=self.dedupe_field)
+            wolkvox_id = hook.insert(
+                self.module,
+                fields,
+                operation=operation,
+                dedupe_field=self.dedupe_field,
+                journal=task_state_journal(context, self.log),
+            )
         # Field values are personal data: the log names the record, not its content.
         self.log.info(
             "Created wolkvox record %s in module %r of operation %r", wolkvox_id, self.module, operation

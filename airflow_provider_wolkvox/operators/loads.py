@@ -170,15 +170,25 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         state = context.get("task_state_store") if hasattr(context, "get") else None
         waiting = self.on_quota_exhausted == "wait"
         carried = carried or {}
-        waits = QuotaWaits.of(state.get(QUOTA_WAITS_KEY) if state is not None else carried.get("waits"))
+        waits = QuotaWaits.of(
+            state.get(QUOTA_WAITS_KEY) if state is not None else carried.get("waits"),
+            context["ti"].try_number,
+        )
         memory = MemoryStore(carried.get("notes") or {}) if waiting else None
+        # Only a task state store outlives the try: a journal kept in memory does not help a retry.
+        resumable = state is not None
         quota_stop: WolkvoxQuotaExceededError | None = None
         with task_failure_semantics(), hook.client:
             journal = task_state_journal(context, self.log, fallback=memory)
             quota, restarts_at = None, None
             if waiting or self.quota_reserve:
                 read_at = now()
-                quota = hook.token_info(operation=self.operation)
+                try:
+                    quota = hook.token_info(operation=self.operation)
+                except WolkvoxQuotaExceededError:  # spent before the load began: when it restarts is unknown
+                    if not waiting:
+                        raise
+                    self._wait_for_quota(None, waits, None, state, memory)
                 restarts_at = restart_time(quota, read_at)
                 hook.client.limit_calls(
                     max(quota.calls_left - self.quota_reserve, 0), reserve=self.quota_reserve
@@ -186,7 +196,7 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
             load = self.start(hook, journal)
             self.before_sending(hook, load, quota)
             try:
-                kept, failed = self._consume(load, resumable=journal is not None)
+                kept, failed = self._consume(load, resumable=resumable)
             except WolkvoxQuotaExceededError as error:  # a sync's look-ups met the quota
                 if not waiting:
                     raise
@@ -206,42 +216,46 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
         if waiting:
             context["ti"].xcom_push(key="quota_waits", value=waits.waits)
-        self._fail_if_too_many(load, failed, resumable=journal is not None)
+        self._fail_if_too_many(load, failed, resumable=resumable)
         if self.records_path is None:
             return self.returned(kept)
         return {**summary.as_dict(), "results_path": self.results_path}
 
     def _wait_for_quota(
         self,
-        load: Load,
+        load: Load | None,
         waits: QuotaWaits,
         restarts_at: datetime.datetime | None,
         state: Any,
         memory: MemoryStore | None,
     ) -> NoReturn:
-        """Defer until the quota restarts, or fail when that is past ``max_wait`` from the first wait."""
+        """Defer until the quota restarts, or fail when that is past ``max_wait`` from this try's first
+        wait. ``load`` is None when the quota was spent before it began."""
         at = now()
         resume_at = resume_time(restarts_at, at)
-        summary = load.summary
-        done = summary.total - summary.counts.get(RecordStatus.NOT_SENT, 0)
-        calls_left = load.calls_to_finish
+        if load is None:
+            done, calls_left = None, None
+            progress = "nothing sent yet in this try"
+        else:
+            summary = load.summary
+            done = summary.total - summary.counts.get(RecordStatus.NOT_SENT, 0)
+            calls_left = load.calls_to_finish
+            progress = f"{done} records done, about {calls_left} calls left to make"
         first = waits.first_at or at
         if resume_at - first > self.max_wait:
             raise AirflowFailException(
                 f"wolkvox load of module {self.module!r}: the quota is spent and restarts at "
                 f"{resume_at.isoformat(timespec='seconds')}, past max_wait ({self.max_wait}) from the first "
-                f"wait at {first.isoformat(timespec='seconds')}; {done} records are done, about {calls_left} "
-                "calls are left to make"
+                f"wait at {first.isoformat(timespec='seconds')}; {progress}"
             )
         waits.add(at, resume_at, done, calls_left)
         if state is not None:
             state.set(QUOTA_WAITS_KEY, waits.waits)
         self.log.info(
-            "wolkvox load of module %r: %d records done, about %d calls left to make; today's quota is "
-            "spent (or down to the reserve of %d); waiting until %s, %d s from now, for it to restart",
+            "wolkvox load of module %r: %s; today's quota is spent (or down to the reserve of %d); "
+            "waiting until %s, %d s from now, for it to restart",
             self.module,
-            done,
-            calls_left,
+            progress,
             self.quota_reserve,
             resume_at.isoformat(timespec="seconds"),
             round((resume_at - at).total_seconds()),

@@ -46,23 +46,35 @@ def resume_time(restarts_at: datetime.datetime | None, at: datetime.datetime) ->
 
 @dataclass
 class QuotaWaits:
-    """The quota waits of one task instance: each with when it began, its end and the load's progress."""
+    """The quota waits of one task instance: each with its try, when it began, its end and the load's
+    progress (None where the quota was spent before the load began).
 
+    :param try_number: the current try; ``max_wait`` bounds the waits of one try.
+    """
+
+    try_number: int
     waits: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, value: Any) -> QuotaWaits:
-        return cls(list(value)) if isinstance(value, list) else cls()
+    def of(cls, value: Any, try_number: int) -> QuotaWaits:
+        return cls(try_number, list(value) if isinstance(value, list) else [])
 
     @property
     def first_at(self) -> datetime.datetime | None:
-        return datetime.datetime.fromisoformat(self.waits[0]["at"]) if self.waits else None
+        """When this try first waited."""
+        ours = [wait["at"] for wait in self.waits if wait.get("try_number") == self.try_number]
+        return datetime.datetime.fromisoformat(ours[0]) if ours else None
 
     def add(
-        self, at: datetime.datetime, until: datetime.datetime, records_done: int, calls_left: int
+        self,
+        at: datetime.datetime,
+        until: datetime.datetime,
+        records_done: int | None,
+        calls_left: int | None,
     ) -> None:
         self.waits.append(
             {
+                "try_number": self.try_number,
                 "at": at.isoformat(timespec="seconds"),
                 "until": until.isoformat(timespec="seconds"),
                 "records_done": records_done,

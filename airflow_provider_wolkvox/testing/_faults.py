@@ -18,7 +18,8 @@ from airflow_provider_wolkvox.api import (
 )
 from airflow_provider_wolkvox.testing._wire import Reply, error_reply, raw_reply
 
-# Seconds a SLOW answer waits when the test does not say: past any sensible test read timeout.
+# Seconds a SLOW answer (or a DROP_THEN_STORE store) waits when the test does not say: past any
+# sensible test read timeout.
 DEFAULT_SLOW_DELAY = 1.0
 
 
@@ -35,6 +36,9 @@ class Fault(enum.Enum):
     DROP_BEFORE = "drop_before"
     #: Process (store) the request, then close the connection without answering.
     STORE_THEN_DROP = "store_then_drop"
+    #: Close the connection without answering, then process (store) the request ``delay`` seconds
+    #: later, as a back end behind a gateway that gave up on it may.
+    DROP_THEN_STORE = "drop_then_store"
     #: Process (store) the request, then answer HTTP 500 with an error envelope.
     STORE_THEN_500 = "store_then_500"
     #: Process (store) the request, then hold the normal answer for ``delay`` seconds.
@@ -64,10 +68,15 @@ class Fault(enum.Enum):
         return self not in _UNCHARGED
 
 
-_PROCESSED = frozenset({Fault.STORE_THEN_DROP, Fault.STORE_THEN_500, Fault.SLOW, Fault.NON_JSON_200})
+_PROCESSED = frozenset(
+    {Fault.STORE_THEN_DROP, Fault.DROP_THEN_STORE, Fault.STORE_THEN_500, Fault.SLOW, Fault.NON_JSON_200}
+)
 _UNCHARGED = frozenset({Fault.DROP_BEFORE, Fault.MAINTENANCE, Fault.SIMULTANEOUS, Fault.QUOTA})
 # Faults that send no answer of their own: they close the connection or send the normal answer late.
-_NO_OWN_ANSWER = frozenset({Fault.DROP_BEFORE, Fault.STORE_THEN_DROP, Fault.SLOW})
+_NO_OWN_ANSWER = frozenset({Fault.DROP_BEFORE, Fault.STORE_THEN_DROP, Fault.DROP_THEN_STORE, Fault.SLOW})
+_DELAYED = frozenset({Fault.SLOW, Fault.DROP_THEN_STORE})
+# Left out of random faults unless named: RESPOND needs an answer; a late store, a delay that suits.
+_NOT_RANDOM = frozenset({Fault.RESPOND, Fault.DROP_THEN_STORE})
 
 # The answers of the faults that have one; the vendor's texts for these cases are not public, so the
 # wording is ours except for the documented rows.
@@ -97,7 +106,7 @@ class Injection:
 
     :param fault: the fault.
     :param reply: the fault's own answer; None when it has none (see :data:`_NO_OWN_ANSWER`).
-    :param delay: extra seconds before answering (SLOW only).
+    :param delay: extra seconds before answering (SLOW), or before storing (DROP_THEN_STORE).
     """
 
     fault: Fault
@@ -115,12 +124,12 @@ def make_injection(
 
     ``status`` and ``body`` replace the fault's canned answer; RESPOND has none, so it needs both.
     """
-    if delay is not None and fault is not Fault.SLOW:
-        raise ValueError(f"delay applies to Fault.SLOW only, not to {fault}")
+    if delay is not None and fault not in _DELAYED:
+        raise ValueError(f"delay applies to Fault.SLOW and Fault.DROP_THEN_STORE only, not to {fault}")
     if fault in _NO_OWN_ANSWER:
         if status is not None or body is not None:
             raise ValueError(f"{fault} sends no answer of its own: status and body do not apply")
-        if fault is Fault.SLOW:
+        if fault in _DELAYED:
             return Injection(fault, None, DEFAULT_SLOW_DELAY if delay is None else delay)
         return Injection(fault, None)
     canned = _CANNED.get(fault)
@@ -181,10 +190,10 @@ class FaultSchedule:
         """Replace the random rule: each request on ``path`` fails with probability ``rate``."""
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate must be between 0 and 1, not {rate}")
-        chosen = [fault for fault in Fault if fault is not Fault.RESPOND] if faults is None else list(faults)
+        chosen = [fault for fault in Fault if fault not in _NOT_RANDOM] if faults is None else list(faults)
         if not chosen:
             raise ValueError("faults must name at least one fault")
-        injections = tuple(make_injection(f, delay=delay if f is Fault.SLOW else None) for f in chosen)
+        injections = tuple(make_injection(f, delay=delay if f in _DELAYED else None) for f in chosen)
         with self._lock:
             self._rule = _RandomRule(rate, injections, random.Random(seed), path)
 
@@ -239,7 +248,7 @@ class FaultInjection:
         :param status: replaces the fault's HTTP status (RESPOND needs it).
         :param body: replaces the fault's body (RESPOND needs it): a mapping is sent as JSON, text or
             bytes verbatim.
-        :param delay: seconds a SLOW answer is held (default 1 s).
+        :param delay: seconds a SLOW answer is held, or a DROP_THEN_STORE store put off (default 1 s).
         :param after: let this many matching requests through first (a fault in the middle of a load).
         :raises ValueError: arguments that do not apply to ``fault``.
         """
@@ -257,9 +266,10 @@ class FaultInjection:
         """Make each admitted request on ``path`` suffer a fault with probability ``rate``.
 
         Replaces the previous random rule. The fault is chosen uniformly from ``faults`` (default:
-        every fault but RESPOND); with a ``seed`` the sequence of draws is reproducible.
+        every fault but RESPOND and DROP_THEN_STORE, whose store no client can settle unless it
+        comes within the client's timeout); with a ``seed`` the sequence of draws is reproducible.
 
-        :param delay: seconds a SLOW answer is held (default 1 s).
+        :param delay: seconds a SLOW answer is held, or a DROP_THEN_STORE store put off (default 1 s).
         """
         self._faults.randomize(rate, faults, seed=seed, path=path, delay=delay)
 

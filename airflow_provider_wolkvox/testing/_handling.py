@@ -58,6 +58,11 @@ class RequestHandling:
         except Refusal as refusal:
             reply = refusal.reply
         else:
+            if injection is not None and injection.fault is Fault.DROP_THEN_STORE:
+                exchange.fault = injection.fault
+                self._store_later(injection, admitted, path, query, body, exchange)
+                self._log.add(exchange, None)
+                return None
             try:
                 admitted_at = time.monotonic()
                 exchange.fault = None if injection is None else injection.fault
@@ -72,6 +77,21 @@ class RequestHandling:
         # Logged before the answer is sent, so that a client that got its answer finds it logged.
         self._log.add(exchange, reply)
         return reply
+
+    def _store_later(
+        self, injection: Injection, account: Account, path: str, query: str, body: bytes, exchange: Exchange
+    ) -> None:
+        """Process the request once its delay has passed, in the background; the account's slot stays
+        taken until then (the request is still in the server's hands). Not at all if the server stops."""
+
+        def store() -> None:
+            try:
+                if not self.stopping.wait(injection.delay):
+                    self._process(None, account, path, query, body, exchange)
+            finally:
+                self._accounts.release(account)
+
+        threading.Thread(target=store, name="fake-wolkvox-late-store", daemon=True).start()
 
     def _admit(
         self, method: str, path: str, token: str | None, account: Account | None

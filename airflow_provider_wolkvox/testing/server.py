@@ -201,21 +201,19 @@ class FakeWolkvoxServer(FaultInjection):
             raise RuntimeError("the fake wolkvox server is not running")
         return f"http://{self.host}:{self.port}"
 
-    def airflow_connection(self, token: str | None = None) -> str:
+    def airflow_connection(self, token: str | None = None, *, timeout: float | None = None) -> str:
         """Return the JSON value of an ``AIRFLOW_CONN_*`` variable that points Airflow at this server.
 
         :param token: one of the configured tokens; default the first. The connection's
             ``operation`` extra is the token's operation.
+        :param timeout: the connection's ``timeout`` extra, if any: a test that loses answers on
+            purpose sets a short one, since a load waits that long before it looks their records up.
         """
         token = self._accounts.default_token if token is None else token
-        return json.dumps(
-            {
-                "conn_type": "wolkvox",
-                "host": self.url,
-                "password": token,
-                "extra": {"operation": self._accounts.operation(token)},
-            }
-        )
+        extra: dict[str, object] = {"operation": self._accounts.operation(token)}
+        if timeout is not None:
+            extra["timeout"] = timeout
+        return json.dumps({"conn_type": "wolkvox", "host": self.url, "password": token, "extra": extra})
 
     @property
     def latency(self) -> float:

@@ -19,7 +19,7 @@ from airflow_provider_wolkvox.client import (
 )
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError, WolkvoxQuotaExceededError
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
-from tests.conftest import OPERATION, TOKEN, simultaneous_refusals
+from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN, simultaneous_refusals
 
 FAST_RETRIES = RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01)
 
@@ -36,8 +36,13 @@ def server() -> Iterator[FakeWolkvoxServer]:
 
 @pytest.fixture
 def client(server: FakeWolkvoxServer) -> Iterator[WolkvoxClient]:
-    with WolkvoxClient(server.url, TOKEN, retry_policy=FAST_RETRIES) as wolkvox:
+    with fast_client(server) as wolkvox:
         yield wolkvox
+
+
+def fast_client(server: FakeWolkvoxServer) -> WolkvoxClient:
+    """A client with quick retries and a short timeout, for loads that meet faults on purpose."""
+    return WolkvoxClient(server.url, TOKEN, timeout=LOST_ANSWER_TIMEOUT, retry_policy=FAST_RETRIES)
 
 
 def load(client: WolkvoxClient, records: object, total: int | None = None, **options: object) -> BulkLoad:
@@ -126,7 +131,7 @@ def test_the_token_gate_holds_across_hooks_and_threads(server: FakeWolkvoxServer
 
     def run(part: int) -> None:
         try:
-            with WolkvoxClient(server.url, TOKEN, retry_policy=FAST_RETRIES) as own_client:
+            with fast_client(server) as own_client:
                 results = list(load(own_client, contacts(300, start=part * 300), batch_size=20))
                 assert all(r.status is RecordStatus.CREATED for r in results)
         except BaseException as exc:  # reported below, in the test's thread
@@ -253,15 +258,15 @@ def calls_by_endpoint(server: FakeWolkvoxServer) -> dict[str, int]:
     [
         # Stored, answer lost: one look-up reads the CRM's clock off batch 1, one window finds batch 3.
         (Fault.STORE_THEN_DROP, {"insertMany.php": 5, "query.php": 1, "queryDates.php": 1}),
-        # Never stored: the window is read whole and holds none of them, so batch 3 is sent again.
-        (Fault.DROP_BEFORE, {"insertMany.php": 6, "query.php": 1, "queryDates.php": 1}),
+        # Never stored: the window holds none of them, one look-up confirms it, batch 3 is sent again.
+        (Fault.DROP_BEFORE, {"insertMany.php": 6, "query.php": 2, "queryDates.php": 1}),
     ],
 )
 def test_a_lost_batch_is_settled_by_one_window_on_the_crm_clock(fault: Fault, calls: dict[str, int]) -> None:
     # The CRM's clock is 5 h behind UTC (the fake's default): the window must be placed on it.
     with FakeWolkvoxServer({TOKEN: OPERATION}, utc_offset_hours=-5) as server:
         server.inject(fault, path=api.INSERT_MANY_PATH, after=2)
-        with WolkvoxClient(server.url, TOKEN, retry_policy=FAST_RETRIES) as wolkvox:
+        with fast_client(server) as wolkvox:
             results = list(load(wolkvox, contacts(50), batch_size=10, max_in_flight=1, dedupe_field="Email"))
         stored = server.records("contacts")
         assert calls_by_endpoint(server) == calls
@@ -270,10 +275,26 @@ def test_a_lost_batch_is_settled_by_one_window_on_the_crm_clock(fault: Fault, ca
     assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(50)]
 
 
+def test_records_of_a_lost_answer_are_looked_up_only_once_the_request_timeout_has_passed(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    # The answer is lost at once, but the CRM stores the batch a second later: a look-up before the
+    # request's timeout would find nothing and send the batch again.
+    server.inject(Fault.DROP_THEN_STORE, path=api.INSERT_MANY_PATH, after=1, delay=LOST_ANSWER_TIMEOUT / 2)
+    results = list(load(client, contacts(30), batch_size=10, max_in_flight=1, dedupe_field="Email"))
+
+    stored = server.records("contacts")
+    by_email = {record["Email"]: record["wolkvox_id"] for record in stored}
+    assert len(by_email) == len(stored) == 30
+    assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(30)]
+    assert {r.status for r in results} == {RecordStatus.CREATED}
+    assert calls_by_endpoint(server) == {"insertMany.php": 3, "query.php": 1, "queryDates.php": 1}
+
+
 def test_later_lost_batches_cost_one_window_each_once_the_clock_is_known(server: FakeWolkvoxServer) -> None:
     server.inject(Fault.STORE_THEN_500, path=api.INSERT_MANY_PATH, after=1)
     server.inject(Fault.STORE_THEN_DROP, path=api.INSERT_MANY_PATH, after=2)
-    with WolkvoxClient(server.url, TOKEN, retry_policy=FAST_RETRIES) as wolkvox:
+    with fast_client(server) as wolkvox:
         results = list(load(wolkvox, contacts(60), batch_size=10, max_in_flight=1, dedupe_field="Email"))
 
     assert {r.status for r in results} == {RecordStatus.CREATED}
@@ -410,3 +431,18 @@ def test_a_refusal_of_the_request_itself_stops_without_splitting(
     assert {r.status for r in results} == {RecordStatus.NOT_SENT}
     assert server.calls(api.INSERT_MANY_PATH) == 1
     assert bulk.stop_error is not None
+
+
+def test_a_refusal_of_the_request_itself_stops_a_load_of_single_inserts(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    # A 404 refuses the endpoint, not the record: every later insert would meet it too.
+    body = {"code": 404, "error": "NOT FOUND", "msg": "THE PAGE DOES NOT EXIST", "data": []}
+    server.inject(Fault.RESPOND, path=api.INSERT_PATH, status=404, body=body)
+    bulk = load(client, contacts(5), single=True, max_in_flight=1)
+    results = list(bulk)
+
+    assert [r.status for r in results] == [RecordStatus.NOT_SENT] * 5
+    assert server.calls(api.INSERT_PATH) == 1
+    assert server.records("contacts") == []
+    assert "THE PAGE DOES NOT EXIST" in (bulk.summary.stopped_reason or "")

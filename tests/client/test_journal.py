@@ -20,20 +20,7 @@ from airflow_provider_wolkvox.client import (
 )
 from airflow_provider_wolkvox.client.journal import KEY_PREFIX, SENDING
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
-from tests.conftest import OPERATION, TOKEN
-
-
-class DictStateStore:
-    """Stands for ``context["task_state_store"]``: the get/set the journal uses."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
+from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN, DictStateStore
 
 
 @pytest.fixture
@@ -48,7 +35,7 @@ def records(count: int = 30) -> list[dict[str, Any]]:
 
 def run(server: FakeWolkvoxServer, store: DictStateStore, data: list[dict[str, Any]], **options: Any) -> list:
     policy = RetryPolicy(max_attempts=2, base_delay=0, max_delay=0)
-    with WolkvoxClient(server.url, TOKEN, retry_policy=policy) as client:
+    with WolkvoxClient(server.url, TOKEN, timeout=LOST_ANSWER_TIMEOUT, retry_policy=policy) as client:
         load = BulkLoad(
             client,
             OPERATION,

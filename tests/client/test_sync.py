@@ -16,9 +16,8 @@ from airflow_provider_wolkvox.client import Journal, RecordStatus, RetryPolicy
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.fields import address
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
-from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
-from tests.client.test_journal import DictStateStore
-from tests.conftest import OPERATION, TOKEN
+from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
+from tests.conftest import OPERATION, TOKEN, DictStateStore
 
 MODULE = "contacts"
 WRITES = (api.INSERT_PATH, api.INSERT_MANY_PATH, api.UPDATE_PATH)
@@ -367,3 +366,31 @@ def test_a_rerun_of_the_same_task_instance_does_not_write_again(server: FakeWolk
     assert [(r.status, r.wolkvox_id) for r in second] == [(r.status, r.wolkvox_id) for r in first]
     assert calls(server, *WRITES) == writes
     assert len(server.records(MODULE)) == 2
+
+
+def test_a_rerun_after_a_stopped_try_looks_up_only_the_keys_it_had_not_written(
+    server: FakeWolkvoxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = DictStateStore()
+    records = [contact(n) for n in range(6)]
+    hook = WolkvoxHook()
+    # The first try stops after its first batch of creates: the day's quota is spent.
+    server.inject(Fault.QUOTA, path=api.INSERT_MANY_PATH, after=1, times=None)
+    first = list(
+        hook.iter_upsert_many(
+            MODULE, records, key_field="Email", batch_size=2, max_in_flight=1, journal=Journal(store)
+        )
+    )
+    server.clear_faults()
+    lookups = server.calls(api.QUERY_PATH)
+
+    with caplog.at_level(logging.INFO):
+        second = list(hook.iter_upsert_many(MODULE, records, key_field="Email", journal=Journal(store)))
+
+    assert [r.status for r in first] == [RecordStatus.CREATED] * 2 + [RecordStatus.NOT_SENT] * 4
+    assert server.calls(api.QUERY_PATH) - lookups == 4
+    assert "6 records; 2 written by an earlier try (no call); 0 keys known" in caplog.text
+    assert [(r.status, r.wolkvox_id) for r in second[:2]] == [(r.status, r.wolkvox_id) for r in first[:2]]
+    assert [r.status for r in second] == [RecordStatus.CREATED] * 6
+    assert sorted(stored(server)) == sorted(record["Email"] for record in records)
+    assert len(server.records(MODULE)) == 6

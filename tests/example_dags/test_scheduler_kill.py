@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
 from tests.airflow_processes import wait_for
-from tests.conftest import OPERATION, REPO_ROOT, TOKEN
+from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, REPO_ROOT, TOKEN
 from tests.example_dags.airflow_runs import RERUN_TESTS, SchedulerStack, kill_when
 from tests.example_dags.records import MODULE, LoadFiles, assert_stored_once, contacts
 
@@ -57,7 +57,10 @@ def stack(
     crm: FakeWolkvoxServer, quota_crm: FakeWolkvoxServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SchedulerStack]:
     home = tmp_path_factory.mktemp("airflow-scheduler-home")
-    env = {CONN_ENV_VAR: crm.airflow_connection(), QUOTA_CONN_ENV: quota_crm.airflow_connection()}
+    env = {
+        CONN_ENV_VAR: crm.airflow_connection(timeout=LOST_ANSWER_TIMEOUT),
+        QUOTA_CONN_ENV: quota_crm.airflow_connection(),
+    }
     with SchedulerStack(home, DAG_FILES, env) as running:
         yield running
 

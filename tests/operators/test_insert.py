@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 
 import pendulum
 import pytest
@@ -18,7 +19,8 @@ from airflow_provider_wolkvox.exceptions import (
 )
 from airflow_provider_wolkvox.operators.arguments import mapping_argument
 from airflow_provider_wolkvox.operators.insert import WolkvoxInsertOperator
-from tests.conftest import BASE_URL, OPERATION
+from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
+from tests.conftest import BASE_URL, LOST_ANSWER_TIMEOUT, OPERATION, TOKEN, DictStateStore
 
 NEW_ID = "64cb1f0e2a9d4c0012ab34cd"
 CONTACT = {"Nombre": "Ana Gómez", "Edad": 31}
@@ -157,3 +159,52 @@ def test_transient_errors_reach_airflow_retries(
         WolkvoxInsertOperator(task_id="t", module="contacts", fields=CONTACT).execute({})  # type: ignore[arg-type]
     assert not isinstance(raised.value, AirflowFailException)
     assert requests_mock.call_count == 2
+
+
+@pytest.fixture
+def fake_crm(monkeypatch: pytest.MonkeyPatch, fast_retries: object) -> Iterator[FakeWolkvoxServer]:
+    with FakeWolkvoxServer({TOKEN: OPERATION}) as fake:
+        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection(timeout=LOST_ANSWER_TIMEOUT))
+        yield fake
+
+
+def test_a_second_try_returns_the_id_the_first_created(fake_crm: FakeWolkvoxServer) -> None:
+    store = DictStateStore()
+    operator = WolkvoxInsertOperator(task_id="t", module="contacts", fields=CONTACT)
+
+    first = operator.execute({"task_state_store": store})  # type: ignore[arg-type]
+    second = operator.execute({"task_state_store": store})  # type: ignore[arg-type]
+
+    assert second == first == fake_crm.records("contacts")[0]["wolkvox_id"]
+    assert len(fake_crm.records("contacts")) == 1
+    assert fake_crm.calls(api.INSERT_PATH) == 1
+
+
+def test_a_try_that_lost_its_answer_is_settled_by_the_next_by_the_dedupe_field(
+    fake_crm: FakeWolkvoxServer,
+) -> None:
+    store = DictStateStore()
+    fake_crm.inject(Fault.STORE_THEN_DROP, path=api.INSERT_PATH)
+    fields = {**CONTACT, "Email": "ana@example.com"}
+    operator = WolkvoxInsertOperator(task_id="t", module="contacts", fields=fields)
+    with pytest.raises(AirflowFailException, match="outcome is unknown"):
+        operator.execute({"task_state_store": store})  # type: ignore[arg-type]
+
+    # The task is cleared and run again with a dedupe field: the record is found, not created twice.
+    operator = WolkvoxInsertOperator(task_id="t", module="contacts", fields=fields, dedupe_field="Email")
+    wolkvox_id = operator.execute({"task_state_store": store})  # type: ignore[arg-type]
+
+    [stored] = fake_crm.records("contacts")
+    assert wolkvox_id == stored["wolkvox_id"]
+    assert fake_crm.calls(api.INSERT_PATH) == 1
+    assert fake_crm.calls(api.QUERY_PATH) == 1
+
+
+def test_without_a_state_store_a_second_run_creates_a_second_record(fake_crm: FakeWolkvoxServer) -> None:
+    operator = WolkvoxInsertOperator(task_id="t", module="contacts", fields=CONTACT)
+
+    first = operator.execute({})  # type: ignore[arg-type]
+    second = operator.execute({})  # type: ignore[arg-type]
+
+    assert first != second
+    assert [record["wolkvox_id"] for record in fake_crm.records("contacts")] == [first, second]

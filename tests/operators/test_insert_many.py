@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError
 from airflow_provider_wolkvox.operators.insert import WolkvoxInsertManyOperator
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
@@ -145,21 +146,28 @@ def test_transient_stop_before_anything_was_created_is_retryable(server: FakeWol
     assert server.records("contacts") == []
 
 
+@pytest.mark.parametrize("on_quota_exhausted", ["fail", "wait"])
 def test_transient_stop_after_records_were_created_fails_fast_without_a_journal(
-    server: FakeWolkvoxServer,
+    server: FakeWolkvoxServer, on_quota_exhausted: str
 ) -> None:
     # The first batch is acknowledged, then the CRM goes into maintenance for good. Without a task
-    # state store a task retry would send the acknowledged records again, so the task must not retry.
+    # state store a task retry would send the acknowledged records again, so the task must not retry
+    # (a load that waits for the quota keeps its journal in memory, which a retry does not see).
     acknowledged = {
         "code": 200,
         "error": "null",
         "msg": "ok",
         "data": [{"wolkvox_id": f"{n:024x}"} for n in range(10)],
     }
-    server.inject(Fault.RESPOND, status=200, body=acknowledged)
-    server.inject(Fault.MAINTENANCE, times=None)
+    server.inject(Fault.RESPOND, path=api.INSERT_MANY_PATH, status=200, body=acknowledged)
+    server.inject(Fault.MAINTENANCE, path=api.INSERT_MANY_PATH, times=None)
     operator = WolkvoxInsertManyOperator(
-        task_id="load", module="contacts", records=rows(30), batch_size=10, max_in_flight=1
+        task_id="load",
+        module="contacts",
+        records=rows(30),
+        batch_size=10,
+        max_in_flight=1,
+        on_quota_exhausted=on_quota_exhausted,
     )
     ti = RecordingTaskInstance()
     with pytest.raises(AirflowFailException, match="20 of 30 records failed") as raised:

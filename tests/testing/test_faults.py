@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -92,6 +93,7 @@ def test_fault(
 def test_faults_that_store_are_the_ones_that_process() -> None:
     assert {fault for fault in Fault if fault.stores} == {
         Fault.STORE_THEN_DROP,
+        Fault.DROP_THEN_STORE,
         Fault.STORE_THEN_500,
         Fault.SLOW,
         Fault.NON_JSON_200,
@@ -102,6 +104,27 @@ def test_faults_that_store_are_the_ones_that_process() -> None:
         Fault.SIMULTANEOUS,
         Fault.QUOTA,
     }
+
+
+def test_a_late_store_comes_after_the_dropped_answer(api: Api, server: FakeWolkvoxServer) -> None:
+    server.inject(Fault.DROP_THEN_STORE, delay=0.3)
+
+    assert observe(api) == DROPPED
+    assert server.record_count(MODULE) == 0
+    deadline = time.monotonic() + 5
+    while server.record_count(MODULE) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [record["Name"] for record in server.records(MODULE)] == ["Ana"]
+    assert server.quota_used(TOKEN) == 1
+    assert [entry.fault for entry in server.request_log] == [Fault.DROP_THEN_STORE]
+
+
+def test_a_late_store_is_dropped_when_the_server_stops(api: Api, server: FakeWolkvoxServer) -> None:
+    server.inject(Fault.DROP_THEN_STORE, delay=30)
+
+    assert observe(api) == DROPPED
+    server.stop()
+    assert server.record_count(MODULE) == 0
 
 
 def test_a_processing_fault_keeps_a_refusal_of_the_body(api: Api, server: FakeWolkvoxServer) -> None:
@@ -194,14 +217,19 @@ def test_random_faults_at_the_extremes() -> None:
     assert set(fault_sequence(1, 1.0, [Fault.QUOTA])[:-1]) == {Fault.QUOTA}
 
 
-def test_random_faults_by_default_include_all_but_respond(server: FakeWolkvoxServer) -> None:
+def test_random_faults_by_default_include_all_but_respond_and_the_late_store(
+    server: FakeWolkvoxServer,
+) -> None:
     server.inject_random(1.0, seed=3, delay=0.01)
 
     with Api(server) as api:
         for _ in range(60):
             observe(api)
 
-    assert {entry.fault for entry in server.request_log} == set(Fault) - {Fault.RESPOND}
+    assert {entry.fault for entry in server.request_log} == set(Fault) - {
+        Fault.RESPOND,
+        Fault.DROP_THEN_STORE,
+    }
 
 
 @pytest.mark.parametrize(

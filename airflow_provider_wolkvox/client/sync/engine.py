@@ -21,7 +21,7 @@ from typing import Any
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.bulk import GROUP_SPAN
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.compare import key_text, same_value
+from airflow_provider_wolkvox.client.compare import changed_fields, key_text
 from airflow_provider_wolkvox.client.journal import Journal
 from airflow_provider_wolkvox.client.pipeline import ordered
 from airflow_provider_wolkvox.client.records import ContentKeys, PreparedRecord, groups
@@ -106,7 +106,8 @@ class UpsertLoad:
 
     @property
     def calls_to_finish(self) -> int:
-        """API calls the records not written yet need at most (one each: creates may batch)."""
+        """About how many API calls finishing the sync takes: one per record not written yet (creates
+        batch, so fewer), or, before any look-up, the look-ups the plan counts."""
         return self.summary.counts[RecordStatus.NOT_SENT] or self.plan.lookup_calls
 
     @property
@@ -141,12 +142,15 @@ class UpsertLoad:
 
     def _check_input(self) -> None:
         key_field, plan = self.options.key_field, self.plan
+        keys = ContentKeys(self.module)
         for position, (label, fields) in enumerate(self._records()):
             record, key = self._prepared(position, label, fields)
-            known = None if self.options.refresh else self._index.known(key)
+            done = self._written_earlier(record, keys) is not None
+            known = None if self.options.refresh or done else self._index.known(key)
             if known is not None and known.hashes is None:
                 known = None  # its values are not known: look it up
-            earlier = self._index.add_input(key, str(label), record.fields[key_field], look_up=known is None)
+            look_up = known is None and not done
+            earlier = self._index.add_input(key, str(label), record.fields[key_field], look_up=look_up)
             if earlier is not None:
                 raise WolkvoxInputError(
                     f"{_name(earlier)} and {_name(label)} have the same key {key_field}="
@@ -155,7 +159,9 @@ class UpsertLoad:
                     field=key_field,
                 )
             plan.records += 1
-            if known is None:
+            if done:
+                plan.done += 1
+            elif known is None:
                 plan.to_look_up += 1
             else:
                 plan.known += 1
@@ -191,13 +197,19 @@ class UpsertLoad:
         keys = ContentKeys(self.module)
         for position, (label, fields) in enumerate(self._records()):
             record, key = self._prepared(position, label, fields)
-            if self.journal is not None:
-                keys.assign(record)
-                note = self.journal.recall(str(record.key))
-                if note is not None and note.status in _DONE:
-                    yield Decision(record, key, _keyed(note.result(record.index), key))
-                    continue
-            yield self._decide(record, key)
+            written = self._written_earlier(record, keys)
+            if written is None:
+                yield self._decide(record, key)
+            else:
+                yield Decision(record, key, _keyed(written, key))
+
+    def _written_earlier(self, record: PreparedRecord, keys: ContentKeys) -> RecordResult | None:
+        """What an earlier try of the task wrote for ``record`` (by its journal), if it wrote it."""
+        if self.journal is None:
+            return None
+        keys.assign(record)
+        note = self.journal.recall(str(record.key))
+        return note.result(record.index) if note is not None and note.status in _DONE else None
 
     def _decide(self, record: PreparedRecord, key: str) -> Decision:
         mode = self.options.mode
@@ -213,9 +225,7 @@ class UpsertLoad:
                     return Decision(record, key, RecordResult(record.index, RecordStatus.SKIPPED, key=key))
                 return Decision(record, key)
             wolkvox_id = str(holders[0][api.ID_FIELD])
-            changed = tuple(
-                name for name, value in record.fields.items() if not same_value(value, holders[0].get(name))
-            )
+            changed = changed_fields(record.fields, holders[0])
         else:
             known = self._index.known(key)
             if known is None:

@@ -70,17 +70,9 @@ class SyncIndex:
                 ((key, wolkvox_id, _dump(hashes)) for key, wolkvox_id, hashes in rows),
             )
 
-    def forget(self, keys: Iterable[str]) -> None:
-        """Drop keys whose record is gone from the CRM."""
-        with self._db:
-            self._db.executemany("DELETE FROM state WHERE key = ?", ((key,) for key in keys))
-
     def state_rows(self) -> Iterator[tuple[str, str, dict[str, str] | None]]:
         for key, wolkvox_id, hashes in self._db.execute("SELECT key, id, hashes FROM state ORDER BY key"):
             yield key, wolkvox_id, _load(hashes)
-
-    def state_size(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM state").fetchone()[0])
 
     # The input's keys
 

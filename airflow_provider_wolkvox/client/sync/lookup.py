@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.compare import key_text
+from airflow_provider_wolkvox.client.compare import key_holders, key_text
 from airflow_provider_wolkvox.client.pipeline import ordered
 from airflow_provider_wolkvox.client.sync.index import SyncIndex
 from airflow_provider_wolkvox.client.windows import WindowUnreadable, created_between
@@ -40,7 +40,7 @@ def look_up_keys(
     def query(item: tuple[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         key, value = item
         matches = client.query(operation, module, key_field, value)
-        return key, [m for m in matches if m.get(api.ID_FIELD) and key_text(m.get(key_field)) == key]
+        return key, key_holders(matches, key_field, key)
 
     looked_up = 0
     with ThreadPoolExecutor(in_flight, thread_name_prefix="wolkvox-lookup") as pool:

@@ -60,6 +60,8 @@ class SyncPlan:
     """What a sync knows before its first call, and what it will do to learn the rest."""
 
     records: int = 0
+    #: Records an earlier try of the task wrote (by its journal): nothing to look up or write.
+    done: int = 0
     #: Keys the sync state knows, and of those the records whose values changed since.
     known: int = 0
     changed: int = 0
@@ -104,8 +106,9 @@ class SyncPlan:
             )
             + f", where one query.php call per key would cost {self.to_look_up})",
         }[self.lookup]
+        earlier = f"{self.done} written by an earlier try (no call); " if self.done else ""
         return (
-            f"wolkvox sync plan for module {module!r} by {key_field!r}: {self.records} records; "
+            f"wolkvox sync plan for module {module!r} by {key_field!r}: {self.records} records; {earlier}"
             f"{self.known} keys known from the sync state ({unchanged} unchanged: no call; {self.changed} "
             f"changed: one update.php call each); {how}. Calls before the writes of the looked-up keys: "
             f"{self.lookup_calls + self.changed}."

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client.compare import key_text, same_value
+from airflow_provider_wolkvox.client.compare import changed_fields, key_holders
 from airflow_provider_wolkvox.client.results import RecordResult, RecordStatus
 from airflow_provider_wolkvox.client.sender import Sender
 from airflow_provider_wolkvox.client.sync.plan import SyncOptions
@@ -70,7 +70,7 @@ class Updater:
             if error.fail_fast:
                 sender.stop(error)
             return self._failed(decision, RecordStatus.REJECTED, refusal)
-        holders = [m for m in matches if m.get(api.ID_FIELD) and key_text(m.get(key_field)) == decision.key]
+        holders = key_holders(matches, key_field, decision.key)
         ids = tuple(str(holder[api.ID_FIELD]) for holder in holders)
         if len(holders) > 1:
             return RecordResult(record.index, RecordStatus.AMBIGUOUS, key=decision.key, matches=ids)
@@ -81,9 +81,7 @@ class Updater:
         if ids[0] == decision.update_id:
             return self._failed(decision, RecordStatus.REJECTED, refusal)
         decision.update_id = ids[0]
-        decision.fields = tuple(
-            name for name, value in record.fields.items() if not same_value(value, holders[0].get(name))
-        )
+        decision.fields = changed_fields(record.fields, holders[0])
         if not decision.fields:
             return RecordResult(record.index, RecordStatus.UNCHANGED, ids[0], key=decision.key)
         return self.update(decision, after_refusal=True)
