@@ -118,6 +118,10 @@ class WolkvoxUncertainError(WolkvoxError):
     Reads are retried on it; an insert turns it into :class:`WolkvoxOutcomeUnknownError`.
     """
 
+    #: When the CRM is done with the request at the latest (epoch seconds: the request's start plus
+    #: the timeout), if it may still be working on it: no answer came, or a gateway's instead.
+    busy_until: float | None = None
+
 
 class WolkvoxNoAnswerError(WolkvoxUncertainError):
     """The request was sent but no complete answer came (deadline passed, connection reset or closed,
@@ -137,6 +141,8 @@ class WolkvoxOutcomeUnknownError(WolkvoxError):
 
     Never retried blindly, since the CRM offers no idempotency key; a task retry could duplicate
     the record, hence fail-fast. Set ``dedupe_field`` to let the hook resolve such outcomes.
+    ``busy_until`` is the cause's (see :class:`WolkvoxUncertainError`).
     """
 
     fail_fast = True
+    busy_until: float | None = None

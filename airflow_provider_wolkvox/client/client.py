@@ -43,6 +43,8 @@ T = TypeVar("T")
 
 #: Seconds a request may take in all (connect, send, answer) when the Connection sets no ``timeout``.
 DEFAULT_TIMEOUT = 60.0
+#: Statuses of a gateway that gave up on the CRM, which may still be working on the request.
+GATEWAY_STATUSES = frozenset({502, 504})
 #: Seconds to wait for the TCP/TLS connection; longer waits mean the host is unreachable.
 CONNECT_TIMEOUT = 10.0
 USER_AGENT = f"airflow-provider-wolkvox/{__version__}"
@@ -247,14 +249,16 @@ class WolkvoxClient:
         endpoint = _name(path)
         backoff = self.retry_policy.backoff()
         while True:
+            started: float | None = None
             try:
-                status, text = self._send(method, path, body, params, endpoint, module)
+                status, text, started = self._send(method, path, body, params, endpoint, module)
                 return read(read_envelope(status, text, endpoint=endpoint, module=module), text)
             except WolkvoxError as raw:
                 error = self.redactor.error(raw)
+                busy_until = raw.busy_until if isinstance(raw, WolkvoxUncertainError) else None
             # Handled outside the except block, so that no traceback chains the unredacted error.
             if isinstance(error, WolkvoxUncertainError) and not idempotent:
-                raise WolkvoxOutcomeUnknownError(
+                unknown = WolkvoxOutcomeUnknownError(
                     f"{error} -- the outcome is unknown: the request reached the server, which may "
                     "have created the record(s); not retried, to avoid duplicates",
                     status_code=error.status_code,
@@ -262,7 +266,11 @@ class WolkvoxClient:
                     msg=error.msg,
                     endpoint=endpoint,
                     module=module,
-                ) from error
+                )
+                if started is not None and error.status_code in GATEWAY_STATUSES:
+                    busy_until = started + self._timeout
+                unknown.busy_until = busy_until
+                raise unknown from error
             delay = backoff.next_delay() if is_retryable(error, idempotent=idempotent) else None
             if delay is None:
                 raise error
@@ -284,8 +292,9 @@ class WolkvoxClient:
         params: dict[str, str] | None,
         endpoint: str,
         module: str | None,
-    ) -> tuple[int, str]:
-        """One HTTP exchange through the token gate: the status and the body's text, token redacted."""
+    ) -> tuple[int, str, float]:
+        """One HTTP exchange through the token gate: the status, the body's text (token redacted) and
+        when the request started."""
         import requests  # loaded by __init__ already
 
         from airflow_provider_wolkvox.client.session import network_error
@@ -303,6 +312,7 @@ class WolkvoxClient:
             prepared = self._prepared(method, path, params)
             prepared.prepare_body(body, None)
             failure: requests.RequestException | None = None
+            started = time.time()
             with self._watchdog.watch() as sent:
                 try:
                     response = self._session.send(
@@ -315,7 +325,10 @@ class WolkvoxClient:
             # Raised outside the except block: the requests error (its request holds the token
             # header) must not ride along as the new error's context.
             where = f"wolkvox {endpoint} at {self.base_url}" + (f" (module {module!r})" if module else "")
-            raise network_error(failure, sent, where=where, endpoint=endpoint, module=module)
+            error = network_error(failure, sent, where=where, endpoint=endpoint, module=module)
+            if isinstance(error, WolkvoxUncertainError):
+                error.busy_until = started + self._timeout
+            raise error
         if response.is_redirect:
             raise WolkvoxConfigError(
                 f"wolkvox {endpoint} at {self.base_url}: the server redirects to "
@@ -324,7 +337,7 @@ class WolkvoxClient:
                 endpoint=endpoint,
                 module=module,
             )
-        return response.status_code, self.redactor.answer(text)
+        return response.status_code, self.redactor.answer(text), started
 
     def _prepared(self, method: str, path: str, params: dict[str, str] | None) -> requests.PreparedRequest:
         """A fresh copy of the request without its body.

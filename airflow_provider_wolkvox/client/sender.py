@@ -8,7 +8,6 @@ no retry can fix (spent quota, refused token, a refused request) stops every lat
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import defaultdict
@@ -31,8 +30,9 @@ log = logging.getLogger(__name__)
 
 # Answers that refuse the request itself, not a record in it: splitting the batch cannot help.
 _REQUEST_LEVEL_MESSAGES = frozenset({api.MSG_MISSING_PARAMETERS, api.MSG_UNKNOWN_API})
-# 400 may refuse a record; the other 4xx (404, 405, 412, 416, 417, ...) refuse the request.
-_RECORD_LEVEL_STATUS = 400
+# These may refuse a record (400, and 413/422 for one too large or unprocessable); the other 4xx
+# (404, 405, 412, 416, 417, ...) refuse the request.
+_RECORD_LEVEL_STATUSES = frozenset({400, 413, 422})
 # Rounds of "settle, then send again what is absent" for records whose answers keep getting lost.
 SETTLE_ROUNDS = 3
 
@@ -86,9 +86,8 @@ class Sender:
             if note is None or note.status in SEND_AGAIN:
                 to_send.append(record)
             elif note.status in IN_DOUBT:
-                # Its request may have been processed up to the timeout after it went out.
-                until = min(note.answered_at or math.inf, note.sent_at + self.client.timeout)
-                in_doubt[note.sent_at, until].append(record)
+                # Whether an answer came is not noted: the CRM may have been busy with it till the timeout.
+                in_doubt[note.sent_at, note.sent_at + self.client.timeout].append(record)
             else:
                 known[record.index] = note.result(record.index)
         for (sent_at, until), group in in_doubt.items():
@@ -100,8 +99,9 @@ class Sender:
     def settle(self, records: Sequence[PreparedRecord], sent_at: float, until: float) -> list[RecordResult]:
         """Settle records an earlier try left in doubt (its request was sent at ``sent_at``)."""
         error = WolkvoxOutcomeUnknownError(
-            "an earlier try of this load was sending these records when it stopped; "
-            "they may or may not be in the CRM"
+            "an earlier try of this task sent these records and never learned their outcome (the "
+            "answer was lost, or the try stopped while sending): they may or may not be in the CRM. "
+            "Set dedupe_field to have them looked up, or clear the task's state store to send them again"
         )
         direct, absent = self._settled(records, error, sent_at, until, attempt=1)
         self._note(None, records, direct, sent_at)
@@ -168,7 +168,8 @@ class Sender:
                 direct = _results(records, RecordStatus.REJECTED, error)
                 refusal = error if len(records) > 1 else None
         except WolkvoxOutcomeUnknownError as error:
-            direct, absent = self._settled(records, error, sent_at, time.time(), attempt)
+            until = max(time.time(), error.busy_until or 0.0)
+            direct, absent = self._settled(records, error, sent_at, until, attempt)
         except WolkvoxError as error:
             direct = self._stopped(records, error)
         else:
@@ -268,7 +269,7 @@ def _results(
 
 def _refuses_the_request(error: WolkvoxBadRequestError) -> bool:
     """True when a 4xx refuses the request itself rather than a record in it."""
-    if error.status_code is not None and error.status_code != _RECORD_LEVEL_STATUS:
+    if error.status_code is not None and error.status_code not in _RECORD_LEVEL_STATUSES:
         return True
     return (error.msg or "").strip().upper() in _REQUEST_LEVEL_MESSAGES
 

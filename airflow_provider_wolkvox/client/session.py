@@ -29,6 +29,7 @@ from urllib3.util.retry import Retry
 
 from airflow_provider_wolkvox.api import MAX_IN_FLIGHT_PER_TOKEN
 from airflow_provider_wolkvox.exceptions import (
+    WolkvoxConfigError,
     WolkvoxConnectionError,
     WolkvoxError,
     WolkvoxNoAnswerError,
@@ -220,6 +221,14 @@ def network_error(
     :param where: names the endpoint and the server, e.g. "wolkvox insert.php at https://…".
     """
     chain = list(_causes(exc))
+    if isinstance(exc, _UNSENDABLE):
+        # Only the type: the text may quote a proxy URL with its credentials.
+        return WolkvoxConfigError(
+            f"{where}: the request cannot be made ({type(exc).__name__}); check the Connection's Host and "
+            "the proxy settings (HTTPS_PROXY, HTTP_PROXY)",
+            endpoint=endpoint,
+            module=module,
+        )
     reason = _reason(chain[-1])
     connect_failed = any(
         isinstance(cause, (ConnectTimeoutError, ProxyError, requests.ConnectTimeout)) for cause in chain
@@ -246,6 +255,14 @@ def network_error(
     return WolkvoxNoAnswerError(
         f"{where}: no answer after the request was sent ({reason})", endpoint=endpoint, module=module
     )
+
+
+# Refused by requests before anything is sent: a malformed URL or proxy URL, a scheme it cannot use.
+_UNSENDABLE = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

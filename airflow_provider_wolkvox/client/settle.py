@@ -1,14 +1,17 @@
 """Settling records whose request may have left without an answer: are they in the CRM or not?
 
-Records are recognised by ``dedupe_field``. The records of one lost request are settled together:
-one ``queryDates.php`` window around the request's send time (paged forward while an answer holds
-as many records as the limit) shows every record the CRM created then, and each of ours is found
-there, or is absent if the window was read whole. The window is placed on the CRM's clock, whose
-time zone and drift are not public: :class:`CrmClock` learns the offset from a record of this load
-whose creation time the CRM reports (one ``query.php`` call per load), and every window is widened
-by ``CLOCK_MARGIN``. Per-record ``query.php`` look-ups are the fallback: for a request of one
-record, when the clock cannot be learned, when the window cannot be read whole (more records than
-the limit in one second of it) or when ``queryDates.php`` is refused.
+Records are recognised by ``dedupe_field``. The look-ups wait until the CRM must be done with the
+request (when no answer came, the request's start plus the timeout). The records of one lost request
+are settled together: one ``queryDates.php`` window from the request's send time to then (paged
+forward while an answer holds as many records as the limit) shows every record the CRM created
+meanwhile, and each of ours is found there, or is absent if the window was read whole. A window
+holding none of them is confirmed by one ``query.php`` look-up before they are sent again. The
+window is placed on the CRM's clock, whose time zone and drift are not public: :class:`CrmClock`
+learns the offset from a record of this load whose creation time the CRM reports (one ``query.php``
+call per load), and every window is widened by ``CLOCK_MARGIN``. Per-record ``query.php`` look-ups
+are the fallback: for a request of one record, when the clock cannot be learned, when the window
+cannot be read whole (more records than the limit in one second of it) or when ``queryDates.php`` is
+refused.
 """
 
 from __future__ import annotations
@@ -114,16 +117,18 @@ class Settler:
             self.reference = Reference(record.fields[self.dedupe_field], wolkvox_id, sent_at, answered_at)
 
     def settle(self, records: Sequence[PreparedRecord], sent_at: float, until: float) -> Settlement:
-        """Find in the CRM the ``records`` of one request sent at ``sent_at`` and given up at ``until``.
+        """Find in the CRM the ``records`` of one request sent at ``sent_at``.
 
+        :param until: when the CRM was done with the request at the latest: its answer, or, when
+            none came, the request's start plus the timeout (the CRM may still be creating the
+            records till then). The look-ups wait for it; the window reaches as far.
         :raises WolkvoxError: a fail-fast refusal of a look-up (spent quota, refused token).
         """
         settlement = Settlement()
         keyed = [record for record in records if not is_empty(record.fields.get(self.dedupe_field))]
-        # The CRM may still be creating them until the request's deadline: look once it has passed
-        # (and let the window reach as far).
-        until = max(until, sent_at + self.client.timeout)
-        if (pause := until - time.time()) > 0:
+        if not keyed:
+            return settlement
+        if (pause := min(until - time.time(), self.client.timeout)) > 0:
             log.info(
                 "wolkvox: waiting %.0f s before looking for records of a lost answer up in the CRM", pause
             )
@@ -134,17 +139,22 @@ class Settler:
             if self.clock.known and keyed:
                 window = self._read_window(*self.clock.window(sent_at, until), pages=max(1, len(keyed) // 2))
                 if window is not None:
+                    in_window = Settlement()
                     for record in keyed:
-                        self._match(record, window, settlement)
-                    if settlement.found or not keyed:
+                        self._match(record, window, in_window)
+                    if in_window.found:
+                        settlement.found.update(in_window.found)
+                        settlement.absent += in_window.absent
                         return settlement
                     # None of them in the window: a misplaced window (the CRM's clock moved?) would say
                     # so too. One look-up confirms before they are all sent again.
-                    settlement.absent.clear()
-                    if not self._look_up(keyed[0], settlement):
-                        settlement.absent.extend(keyed[1:])
+                    first, keyed = keyed[0], keyed[1:]
+                    matches = self._look_up(first, settlement)
+                    if matches == []:
+                        settlement.absent += keyed
                         return settlement
-                    keyed = keyed[1:]
+                    if matches:  # the window was misplaced: place the later ones by this record
+                        self.clock.observe(matches[0].get(api.CREATED_AT_FIELD), sent_at, until)
         for record in keyed:
             self._look_up(record, settlement)
         for _ in range(LOOKUP_ROUNDS - 1):

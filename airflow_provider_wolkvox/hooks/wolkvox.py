@@ -135,7 +135,8 @@ class WolkvoxHook(LoadMethods, BaseHook):
         :param fields: field label → value; see :mod:`airflow_provider_wolkvox.fields` for typed values.
         :param operation: the CRM operation; defaults to the Connection's extra.
         :param dedupe_field: a field unique per record (an e-mail, an id number): when the answer
-            is lost, the record is looked up by it (one call) and sent again only if absent.
+            is lost, the record is looked up by it (one call, once the request's timeout has passed
+            since it was sent) and sent again only if absent.
         :param journal: where a task keeps what became of the insert, so that a later try of it
             returns the id an earlier one created instead of creating the record again.
         :raises WolkvoxOutcomeUnknownError: the record may or may not have been created.

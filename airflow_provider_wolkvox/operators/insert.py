@@ -40,7 +40,8 @@ class WolkvoxInsertOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
     :param operation: the CRM operation; defaults to the Connection's extra ``operation``. (templated)
     :param wolkvox_conn_id: the wolkvox Connection. (templated)
     :param dedupe_field: a field unique per record; when the answer to the insert is lost, the
-        record is looked up by it and sent again only if absent (one extra call).
+        record is looked up by it and sent again only if absent (one extra call, once the request's
+        timeout has passed since it was sent).
 
     Where Airflow has a task state store (3.3+), a retry or clear of the task returns the id an
     earlier try created instead of creating the record again.

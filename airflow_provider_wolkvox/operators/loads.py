@@ -81,7 +81,7 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         until the quota restarts (no worker slot held), then goes on where it stopped.
     :param quota_reserve: calls of the day's quota to leave to the token's other users: the load
         stops (and, with ``"wait"``, waits) when only these are left. Reading the quota costs one call.
-    :param max_wait: the longest the task may wait for the quota in all, from its first wait.
+    :param max_wait: the longest one try of the task may wait for the quota, from its first wait.
     """
 
     template_fields: Sequence[str] = (

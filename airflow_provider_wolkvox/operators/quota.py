@@ -3,8 +3,8 @@
 The wait is a ``DateTimeTrigger`` run by the triggerer. It lasts until the restart the token
 information announced (``hours_to_restart_count``), plus a margin of a tenth of the wait (at least
 1 s, at most 5 minutes) for the CRM's clock and rounding. The waits of a task instance are noted
-(in the task state store where Airflow has one, else in the deferral itself), so that ``max_wait``
-bounds them all together.
+with their try (in the task state store where Airflow has one, else in the deferral itself), so that
+``max_wait`` bounds the waits of one try together.
 """
 
 from __future__ import annotations

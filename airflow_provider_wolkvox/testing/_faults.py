@@ -37,7 +37,8 @@ class Fault(enum.Enum):
     #: Process (store) the request, then close the connection without answering.
     STORE_THEN_DROP = "store_then_drop"
     #: Close the connection without answering, then process (store) the request ``delay`` seconds
-    #: later, as a back end behind a gateway that gave up on it may.
+    #: later, as a back end behind a gateway that gave up on it may. The request keeps its slot of
+    #: the token's requests in flight until then, and is logged then.
     DROP_THEN_STORE = "drop_then_store"
     #: Process (store) the request, then answer HTTP 500 with an error envelope.
     STORE_THEN_500 = "store_then_500"

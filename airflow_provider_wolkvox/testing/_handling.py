@@ -43,6 +43,8 @@ class RequestHandling:
         self.latency = 0.0
         #: Set while the server stops: cuts the waits for latency and SLOW faults short.
         self.stopping = threading.Event()
+        self._late: list[threading.Thread] = []
+        self._late_lock = threading.Lock()
 
     def __call__(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply | None:
         """Handle one request; return its answer, or None to close the connection without one."""
@@ -61,7 +63,6 @@ class RequestHandling:
             if injection is not None and injection.fault is Fault.DROP_THEN_STORE:
                 exchange.fault = injection.fault
                 self._store_later(injection, admitted, path, query, body, exchange)
-                self._log.add(exchange, None)
                 return None
             try:
                 admitted_at = time.monotonic()
@@ -81,8 +82,9 @@ class RequestHandling:
     def _store_later(
         self, injection: Injection, account: Account, path: str, query: str, body: bytes, exchange: Exchange
     ) -> None:
-        """Process the request once its delay has passed, in the background; the account's slot stays
-        taken until then (the request is still in the server's hands). Not at all if the server stops."""
+        """Process the request once its delay has passed, in the background, then log it; the account's
+        slot stays taken until then (the request is still in the server's hands). Not at all if the
+        server stops first."""
 
         def store() -> None:
             try:
@@ -90,8 +92,19 @@ class RequestHandling:
                     self._process(None, account, path, query, body, exchange)
             finally:
                 self._accounts.release(account)
+                self._log.add(exchange, None)
 
-        threading.Thread(target=store, name="fake-wolkvox-late-store", daemon=True).start()
+        thread = threading.Thread(target=store, name="fake-wolkvox-late-store", daemon=True)
+        with self._late_lock:
+            self._late = [late for late in self._late if late.is_alive()] + [thread]
+        thread.start()
+
+    def join_late_stores(self) -> None:
+        """Wait for the late stores' threads (after ``stopping`` is set, they end at once)."""
+        with self._late_lock:
+            late, self._late = self._late, []
+        for thread in late:
+            thread.join()
 
     def _admit(
         self, method: str, path: str, token: str | None, account: Account | None

@@ -172,12 +172,14 @@ class FakeWolkvoxServer(FaultInjection):
     def stop(self) -> None:
         """Stop serving; close the listening socket and every connection, and join every thread.
 
-        Requests waiting out their latency or a SLOW delay are cut short. Does nothing when stopped.
+        Requests waiting out their latency or a SLOW delay are cut short, and stores a
+        DROP_THEN_STORE fault put off never happen. Does nothing when stopped.
         """
         if self._http is None:
             return
         self._handling.stopping.set()
         self._http.stop()
+        self._handling.join_late_stores()
         self._http = None
 
     def __enter__(self) -> FakeWolkvoxServer:

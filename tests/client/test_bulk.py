@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -446,3 +448,58 @@ def test_a_refusal_of_the_request_itself_stops_a_load_of_single_inserts(
     assert server.calls(api.INSERT_PATH) == 1
     assert server.records("contacts") == []
     assert "THE PAGE DOES NOT EXIST" in (bulk.summary.stopped_reason or "")
+
+
+def test_an_answered_error_is_looked_up_at_once(
+    server: FakeWolkvoxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The CRM answered 500 after storing: it is done with the request, so nothing is worth waiting for.
+    server.inject(Fault.STORE_THEN_500, path=api.INSERT_MANY_PATH, after=1)
+    patient = WolkvoxClient(server.url, TOKEN, timeout=30, retry_policy=FAST_RETRIES)
+    with patient, caplog.at_level(logging.INFO):
+        results = list(load(patient, contacts(30), batch_size=10, max_in_flight=1, dedupe_field="Email"))
+
+    assert {r.status for r in results} == {RecordStatus.CREATED}
+    assert len(server.records("contacts")) == 30
+    assert "waiting" not in caplog.text
+
+
+def test_a_failed_confirmation_leaves_the_records_unknown_not_sent_again(server: FakeWolkvoxServer) -> None:
+    # Batch 3 never reached the CRM, but every look-up after the clock's reference fails: nothing
+    # proves the batch absent, so it is not sent again.
+    server.inject(Fault.DROP_BEFORE, path=api.INSERT_MANY_PATH, after=2)
+    failure = {"code": 500, "error": "INTERNAL SERVER ERROR", "msg": "", "data": []}
+    server.inject(Fault.RESPOND, path=api.QUERY_PATH, after=1, times=None, status=500, body=failure)
+    with fast_client(server) as wolkvox:
+        results = list(load(wolkvox, contacts(50), batch_size=10, max_in_flight=1, dedupe_field="Email"))
+
+    assert [r.status for r in results[20:30]] == [RecordStatus.OUTCOME_UNKNOWN] * 10
+    assert {r.status for r in results[:20] + results[30:]} == {RecordStatus.CREATED}
+    assert server.calls(api.INSERT_MANY_PATH) == 5
+    assert len(server.records("contacts")) == 40
+
+
+def test_a_window_misplaced_by_a_clock_change_is_caught_by_the_confirmation(
+    server: FakeWolkvoxServer,
+) -> None:
+    def move_the_clock_after_batch_1() -> None:
+        deadline = time.monotonic() + 10
+        while not server.calls(api.INSERT_MANY_PATH) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # The CRM's clock moves 2 h (through the fake's private clock: there is no public knob).
+        server._clock._zone = datetime.timezone(datetime.timedelta(hours=-3))
+
+    server.latency = 0.2  # batch 3 goes out some 0.4 s after batch 1 is stored
+    server.inject(Fault.STORE_THEN_DROP, path=api.INSERT_MANY_PATH, after=2)
+    mover = threading.Thread(target=move_the_clock_after_batch_1)
+    mover.start()
+    with fast_client(server) as wolkvox:
+        results = list(load(wolkvox, contacts(50), batch_size=10, max_in_flight=1, dedupe_field="Email"))
+    mover.join()
+
+    stored = server.records("contacts")
+    by_email = {record["Email"]: record["wolkvox_id"] for record in stored}
+    assert len(by_email) == len(stored) == 50
+    assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(50)]
+    # The reference, the confirmation that finds the first record, then one look-up for each other.
+    assert calls_by_endpoint(server) == {"insertMany.php": 5, "query.php": 1 + 1 + 9, "queryDates.php": 1}

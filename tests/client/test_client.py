@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -291,3 +292,31 @@ def test_an_echoed_token_is_redacted_before_the_body_is_quoted(
         client.insert(OPERATION, "contacts", {"a": 1})
     assert TOKEN[:5] not in str(raised.value)
     assert "x***y" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "busy"),
+    [
+        ({"exc": requests.ReadTimeout}, True),
+        (refused(502, "BAD GATEWAY", ""), True),
+        (refused(504, "GATEWAY TIMEOUT", ""), True),
+        (refused(500, "INTERNAL SERVER ERROR", "boom"), False),
+        ({"text": "<html>proxy error</html>"}, False),
+    ],
+    ids=["read-timeout", "502", "504", "500", "non-json-200"],
+)
+def test_an_unknown_outcome_says_until_when_the_crm_may_still_be_busy(
+    client: WolkvoxClient, requests_mock: rm.Mocker, answer: dict, busy: bool
+) -> None:
+    requests_mock.post(f"{BASE_URL}{api.INSERT_PATH}", [answer])
+    before = time.time()
+    with pytest.raises(WolkvoxOutcomeUnknownError) as raised:
+        client.insert(OPERATION, "contacts", {"a": 1})
+    after = time.time()
+
+    if busy:
+        # The CRM (behind a gateway, or past a lost answer) may work on it till the timeout is over.
+        assert raised.value.busy_until is not None
+        assert before + client.timeout <= raised.value.busy_until <= after + client.timeout
+    else:  # it answered: it is done with the request
+        assert raised.value.busy_until is None

@@ -82,6 +82,33 @@ def test_a_proxy_at_a_closed_port_is_a_retried_connection_error_and_nothing_reac
     assert "secret" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("proxy", "kind"),
+    [
+        ("http://user:secret@[bad", "InvalidURL"),
+        ("http://", "InvalidProxyURL"),
+        ("ftp://x:1", "InvalidURL"),
+    ],
+    ids=["unparsable", "no-host", "unknown-scheme"],
+)
+def test_a_malformed_proxy_setting_fails_fast_as_configuration_and_nothing_is_sent(
+    monkeypatch: pytest.MonkeyPatch, proxy: str, kind: str
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    with FakeWolkvoxServer({TOKEN: OPERATION}) as fake:
+        url = fake.url
+        with client_for(url) as client:
+            with pytest.raises(WolkvoxConfigError) as raised:
+                client.insert(OPERATION, "contacts", FIELDS)
+            assert client.calls == 1
+        assert fake.calls() == 0
+    assert raised.value.fail_fast
+    assert str(raised.value) == (
+        f"wolkvox insert.php at {url} (module 'contacts'): the request cannot be made ({kind}); "
+        "check the Connection's Host and the proxy settings (HTTPS_PROXY, HTTP_PROXY)"
+    )
+
+
 def test_an_untrusted_certificate_fails_fast_once_naming_the_url_and_the_tls_reason(tmp_path: Path) -> None:
     import ssl
 
