@@ -6,11 +6,11 @@ with a ``type``; the helpers below build them. Every record is checked and conve
 before anything is sent, so a bad value fails with the record and the field named instead of a
 half-sent load.
 
-Conversion rule (documented in the README): ``datetime`` → ``"YYYY-MM-DD HH:MM:SS"`` (wall-clock time
-as given, any timezone dropped, microseconds cut), ``date`` → ``"YYYY-MM-DD"``, ``Decimal`` → JSON
-number, enums → their value, tuples → lists. Strings, booleans, ints, finite floats, None, lists
-and mappings pass through (recursively checked). Anything else (bytes, sets, NaN, infinities,
-arbitrary objects) is rejected.
+Conversion rule (documented in docs/operators.md, "Field values"): ``datetime`` → ``"YYYY-MM-DD
+HH:MM:SS"`` (wall-clock time as given, any timezone dropped, microseconds cut), ``date`` →
+``"YYYY-MM-DD"``, ``Decimal`` → JSON number, enums → their value, tuples → lists. Strings, booleans,
+ints, finite floats, None, lists and mappings pass through (recursively checked). Anything else
+(bytes, sets, NaN, infinities, arbitrary objects) is rejected.
 
 Limits: a field's value may nest mappings and lists :data:`MAX_NESTING_DEPTH` (32) levels deep
 (a list is one level, a mapping in it a second); deeper values are refused, which also bounds the

@@ -36,7 +36,7 @@ on a distant CRM): two batches in flight then create 800 records a second. query
 1,000 records at most and name seconds, not less, so a window can be read whole only while the CRM
 created fewer records than that in each of its seconds. At ``--latency 0`` the load creates some
 17,000 records a second and every lost batch falls back to one look-up per record (about 4,300
-calls here): the README says so.
+calls here): docs/retries-and-crash-safety.md says so.
 
 Prints the table and one ``target met: yes/no`` line per target; exits 1 if one is missed.
 ``--verbose`` shows the provider's log lines (retries, look-ups, splits), which Airflow sends to stdout.

@@ -36,13 +36,16 @@ from tests.conftest import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 DOCS = REPO_ROOT / "docs"
-PAGES = [README, REPO_ROOT / "CONTRIBUTING.md", *sorted(DOCS.glob("*.md"))]
+PAGES = [
+    README,
+    REPO_ROOT / "CONTRIBUTING.md",
+    REPO_ROOT / "benchmarks" / "README.md",
+    *sorted(DOCS.glob("*.md")),
+]
 SAMPLES = sorted((DOCS / "samples").glob("*.py"))
 EXCERPT_SOURCES = [*sorted((REPO_ROOT / "example_dags").glob("*.py")), *SAMPLES]
 README_LIMIT = 10_000
 LANGUAGES = ("python", "json", "bash", "text")
-#: The lead writes it; until it exists, a link to it makes the link test xfail, not fail.
-PENDING_PAGES = frozenset({REPO_ROOT / "benchmarks" / "README.md"})
 #: Airflow's REST API route of a task instance's state store (Airflow 3.3+).
 STATE_STORE_ROUTE = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/state-store"
 SAMPLE_TIMEOUT = 120
@@ -106,17 +109,13 @@ def local_targets(page: Path) -> Iterator[tuple[int, Path, str]]:
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_links_lead_to_files_and_headings(page: Path) -> None:
-    problems, pending = [], set()
+    problems = []
     for line, path, anchor in local_targets(page):
-        if not path.exists() and path in PENDING_PAGES:
-            pending.add(path)
-        elif not path.exists():
+        if not path.exists():
             problems.append(f"line {line}: no {page_id(path)}")
         elif anchor and (path.suffix != ".md" or anchor not in anchors(path)):
             problems.append(f"line {line}: no heading #{anchor} in {page_id(path)}")
     assert problems == []
-    if pending:
-        pytest.xfail(f"links {sorted(map(page_id, pending))}, which the lead writes")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)

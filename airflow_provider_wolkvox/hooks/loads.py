@@ -216,7 +216,7 @@ class LoadMethods:
             absent ones: never create).
         :param lookup: how to learn which keys exist: ``"query"`` (one ``query.php`` call per key),
             ``"scan"`` (read the module by creation date, about one call per 1,000 records) or
-            ``"auto"`` (the cheaper; see the README).
+            ``"auto"`` (the cheaper; see docs/syncs.md).
         :param refresh: look every key up in the CRM, ignoring the sync state (records edited in the
             CRM since the last run are then brought back to the input's values).
         :param state_path: a sync state file (local path or ``ObjectStoragePath`` URL): keys known

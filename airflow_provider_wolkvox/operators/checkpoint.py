@@ -2,7 +2,7 @@
 
 One journal per task instance (DAG run, task, map index): the scope of ``context["task_state_store"]``.
 Airflow keeps it across retries and clears of the task; nothing here ever starts it afresh. To
-send a task's records again on purpose, clear its state first (README, "Re-runs").
+send a task's records again on purpose, clear its state first (docs/retries-and-crash-safety.md).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ def main() -> None:
     with FakeWolkvoxServer(
         {"my-token": "my_operation"}, unique_fields={"contacts": ["Email"]}, latency=0.02, quota=4800
     ) as server:
-        os.environ[CONN_ENV_VAR] = server.airflow_connection()
+        # A short timeout: the records of a lost answer are looked up once it has passed.
+        os.environ[CONN_ENV_VAR] = server.airflow_connection(timeout=2)
         # The third batch is stored, then the connection closes: its answer is lost.
         server.inject(Fault.STORE_THEN_DROP, path="/server/API/v2/custom/insertMany.php", after=2)
         result = WolkvoxHook().insert_many("contacts", CONTACTS, batch_size=10, dedupe_field="Email")

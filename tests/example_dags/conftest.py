@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
-from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN
+from tests.conftest import OPERATION, TOKEN
 
 
 @pytest.fixture(scope="session")
@@ -20,5 +20,5 @@ def airflow_db() -> None:
 @pytest.fixture
 def fake_crm(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
     with FakeWolkvoxServer({TOKEN: OPERATION}, unique_fields={"contacts": ["Email"]}) as server:
-        monkeypatch.setenv(CONN_ENV_VAR, server.airflow_connection(timeout=LOST_ANSWER_TIMEOUT))
+        monkeypatch.setenv(CONN_ENV_VAR, server.airflow_connection())
         yield server

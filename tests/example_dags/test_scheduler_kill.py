@@ -189,7 +189,8 @@ def test_the_readme_way_clears_the_journal_of_a_task_instance(
     state = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/load/state-store"
     assert stack.rest("GET", state).json()["total_entries"] > 0  # the journal's notes
 
-    # README, "Sending the same records again on purpose": DELETE .../taskInstances/<task_id>/state-store
+    # docs/retries-and-crash-safety.md, "Sending the same records again on purpose":
+    # DELETE .../taskInstances/<task_id>/state-store
     assert stack.rest("DELETE", state).status_code == 204
     assert stack.rest("GET", state).json()["total_entries"] == 0
     assert empty_crm.record_count(MODULE) == len(records)

@@ -25,7 +25,7 @@ class SyncOptions:
         absent keys, skip present ones) or ``"update_only"`` (update present keys, skip absent ones:
         never create).
     :param lookup: how to learn which keys the CRM holds: ``"query"`` (one ``query.php`` call per
-        key), ``"scan"`` (read the module by creation date) or ``"auto"`` (the cheaper, see the README).
+        key), ``"scan"`` (read the module by creation date) or ``"auto"`` (the cheaper, see docs/syncs.md).
     :param refresh: look every key up in the CRM, ignoring what the sync state says.
     :param batch_size: records per ``insertMany.php`` call of the creates.
     :param max_in_flight: requests in flight at once, 1 or 2.
