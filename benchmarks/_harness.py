@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import resource
 import signal
+import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -360,3 +361,18 @@ def check(label: str, met: bool) -> bool:
     """Print whether a target is met; return ``met``."""
     print(f"target met: {'yes' if met else 'no '}  {label}")
     return met
+
+
+def verdict(measure: Callable[[], bool]) -> int:
+    """Run ``measure`` (True when every target is met) and print the verdict; return the script's exit
+    code: 0 all met, 1 one missed or the run stopped (the time limit, a hung child), 130 interrupted."""
+    try:
+        met = measure()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except TimeoutError as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        return 1
+    print(f"\nall targets met: {'yes' if met else 'no'}")
+    return 0 if met else 1

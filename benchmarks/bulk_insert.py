@@ -66,6 +66,7 @@ from _harness import (
     rss_mb,
     run_in_child,
     time_limit,
+    verdict,
 )
 
 from airflow_provider_wolkvox import api
@@ -511,20 +512,14 @@ def main() -> int:
         parser.error("--repeat must be at least 1")
     provider_logs(args.verbose)
 
-    try:
+    def measure() -> bool:
         with time_limit(args.time_limit), ServerProcess() as server:
             met = True
             for latency_ms in args.latencies:
                 met = throughput(server, args, latency_ms, naive=latency_ms == min(args.latencies)) and met
-            met = memory(server, args) and met
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except TimeoutError as error:  # the time limit, or a child process that hung
-        print(f"stopped: {error}", file=sys.stderr)
-        return 1
-    print(f"\nall targets met: {'yes' if met else 'no'}")
-    return 0 if met else 1
+            return memory(server, args) and met
+
+    return verdict(measure)
 
 
 if __name__ == "__main__":

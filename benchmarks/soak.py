@@ -61,6 +61,7 @@ from _harness import (
     print_table,
     provider_logs,
     time_limit,
+    verdict,
 )
 
 from airflow_provider_wolkvox import api
@@ -278,22 +279,17 @@ def main() -> int:
     provider_logs(args.verbose)
 
     records = [contact(number) for number in range(args.records)]
-    try:
+
+    def measure() -> bool:
         # The request log is kept whole, to count the faults injected.
         with (
             time_limit(args.time_limit),
             ServerProcess(latency=args.latency / 1000, log_size=10**6) as server,
         ):
             tallies = [soak(server, records, args, dedupe=dedupe) for dedupe in (True, False)]
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except TimeoutError as error:  # the time limit, or a child process that hung
-        print(f"stopped: {error}", file=sys.stderr)
-        return 1
-    met = report(tallies, args)
-    print(f"\nall targets met: {'yes' if met else 'no'}")
-    return 0 if met else 1
+        return report(tallies, args)
+
+    return verdict(measure)
 
 
 if __name__ == "__main__":

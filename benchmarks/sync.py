@@ -46,6 +46,7 @@ from _harness import (
     provider_logs,
     run_in_child,
     time_limit,
+    verdict,
 )
 
 from airflow_provider_wolkvox import api
@@ -213,18 +214,13 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="show the provider's log lines (the plans)")
     args = parser.parse_args()
     provider_logs(args.verbose)
-    try:
+
+    def measure() -> bool:
         with time_limit(args.time_limit), ServerProcess() as server:
             met = scenarios(server, args)
-            met = memory(server, args) and met
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except TimeoutError as error:
-        print(f"stopped: {error}", file=sys.stderr)
-        return 1
-    print(f"\nall targets met: {'yes' if met else 'no'}")
-    return 0 if met else 1
+            return memory(server, args) and met
+
+    return verdict(measure)
 
 
 if __name__ == "__main__":

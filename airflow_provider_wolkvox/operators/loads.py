@@ -235,7 +235,7 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         resume_at = resume_time(restarts_at, at)
         if load is None:
             done, calls_left = None, None
-            progress = "nothing sent yet in this try"
+            progress = "the quota was spent before this run of the load began"
         else:
             summary = load.summary
             done = summary.total - summary.counts.get(RecordStatus.NOT_SENT, 0)
