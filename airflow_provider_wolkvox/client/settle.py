@@ -130,7 +130,7 @@ class Settler:
             return settlement
         if (pause := min(until - time.time(), self.client.timeout)) > 0:
             log.info(
-                "wolkvox: waiting %.0f s before looking for records of a lost answer up in the CRM", pause
+                "wolkvox: waiting %.1f s before looking up the records of a lost answer in the CRM", pause
             )
             time.sleep(pause)
         if len(keyed) > 1 and not self._windows_refused:
