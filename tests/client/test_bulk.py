@@ -482,20 +482,19 @@ def test_a_failed_confirmation_leaves_the_records_unknown_not_sent_again(server:
 def test_a_window_misplaced_by_a_clock_change_is_caught_by_the_confirmation(
     server: FakeWolkvoxServer,
 ) -> None:
-    def move_the_clock_after_batch_1() -> None:
-        deadline = time.monotonic() + 10
-        while not server.calls(api.INSERT_MANY_PATH) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        # The CRM's clock moves 2 h (through the fake's private clock: there is no public knob).
-        server._clock._zone = datetime.timezone(datetime.timedelta(hours=-3))
+    def records() -> Iterator[dict[str, object]]:
+        for n, record in enumerate(contacts(50)):
+            if n == 20:  # batch 3's first: batches 1 and 2 (the clock's reference, the last) are stored
+                deadline = time.monotonic() + 10
+                while server.calls(api.INSERT_MANY_PATH) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                # The CRM's clock moves 2 h (through the fake's private clock: there is no public knob).
+                server._clock._zone = datetime.timezone(datetime.timedelta(hours=-3))
+            yield record
 
-    server.latency = 0.2  # batch 3 goes out some 0.4 s after batch 1 is stored
     server.inject(Fault.STORE_THEN_DROP, path=api.INSERT_MANY_PATH, after=2)
-    mover = threading.Thread(target=move_the_clock_after_batch_1)
-    mover.start()
     with fast_client(server) as wolkvox:
-        results = list(load(wolkvox, contacts(50), batch_size=10, max_in_flight=1, dedupe_field="Email"))
-    mover.join()
+        results = list(load(wolkvox, records(), batch_size=10, max_in_flight=1, dedupe_field="Email"))
 
     stored = server.records("contacts")
     by_email = {record["Email"]: record["wolkvox_id"] for record in stored}
