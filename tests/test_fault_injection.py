@@ -9,7 +9,6 @@ duplicate or an unknown.
 from __future__ import annotations
 
 import functools
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from airflow_provider_wolkvox.exceptions import (
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
 from tests.conftest import OPERATION, TOKEN
+from tests.testing.helpers import wait_until
 
 MODULE = "contacts"
 RECORDS = [{"Nombre": f"Contacto {n}", "Email": f"c{n}@example.com"} for n in range(30)]
@@ -47,10 +47,8 @@ def fault_kwargs(fault: Fault) -> dict[str, Any]:
 def wait_for_late_store(server: FakeWolkvoxServer, fault: Fault, count: int) -> None:
     """Give a DROP_THEN_STORE fault's store, which comes after the client saw the answer lost, time to
     land (a few seconds at most) before the store is compared."""
-    deadline = time.monotonic() + 5
-    while fault is Fault.DROP_THEN_STORE and server.record_count(MODULE) < count:
-        assert time.monotonic() < deadline, "the late store never came"
-        time.sleep(0.05)
+    if fault is Fault.DROP_THEN_STORE:
+        wait_until(lambda: server.record_count(MODULE) >= count)
 
 
 FAULTS = list(Fault)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +21,7 @@ from airflow_provider_wolkvox.client import (
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError, WolkvoxQuotaExceededError
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
 from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN, simultaneous_refusals
+from tests.testing.helpers import wait_until
 
 FAST_RETRIES = RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01)
 
@@ -485,9 +485,7 @@ def test_a_window_misplaced_by_a_clock_change_is_caught_by_the_confirmation(
     def records() -> Iterator[dict[str, object]]:
         for n, record in enumerate(contacts(50)):
             if n == 20:  # batch 3's first: batches 1 and 2 (the clock's reference, the last) are stored
-                deadline = time.monotonic() + 10
-                while server.calls(api.INSERT_MANY_PATH) < 2 and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                wait_until(lambda: server.calls(api.INSERT_MANY_PATH) >= 2)
                 # The CRM's clock moves 2 h (through the fake's private clock: there is no public knob).
                 server._clock._zone = datetime.timezone(datetime.timedelta(hours=-3))
             yield record
