@@ -84,8 +84,16 @@ def module_uri(base_url: str, operation: str, module: str) -> str:
 
 
 def _netloc(host: str) -> str:
-    """The host (and port) the Connection's Host field would give, in lower case."""
-    from airflow_provider_wolkvox.client.host import base_url_from_host
+    """The host (and port) the Connection's Host field would give, in lower case.
 
-    # Any scheme is accepted here: an asset names a server, it sends nothing to it.
-    return urlsplit(base_url_from_host(host, allow_insecure_http=True)).netloc.lower()
+    :raises ValueError: a Host the Connection would refuse (Airflow's URI handlers raise ValueError).
+    """
+    from airflow_provider_wolkvox.client.host import base_url_from_host
+    from airflow_provider_wolkvox.exceptions import WolkvoxConfigError
+
+    try:
+        # Plain http is accepted here: an asset names a server, it sends nothing to it.
+        base_url = base_url_from_host(host, allow_insecure_http=True, owner="a wolkvox asset")
+    except WolkvoxConfigError as error:
+        raise ValueError(str(error)) from None
+    return urlsplit(base_url).netloc.lower()

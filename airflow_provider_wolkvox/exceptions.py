@@ -136,6 +136,14 @@ class WolkvoxMalformedResponseError(WolkvoxUncertainError):
     """A success answer that is not the documented envelope (not JSON, no id where one is due)."""
 
 
+class WolkvoxUnreadableIdError(WolkvoxError):
+    """The CRM answered that it created the record, but the id in its answer is not a readable
+    record id (docs/connection.md): the id is never returned or stored. Not retried, since the
+    record exists; with ``dedupe_field`` the hook looks the record up instead."""
+
+    fail_fast = True
+
+
 class WolkvoxOutcomeUnknownError(WolkvoxError):
     """An insert may or may not have created its record(s): the answer was lost or unreadable.
 

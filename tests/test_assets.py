@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -43,6 +44,18 @@ def test_airflow_normalises_a_wolkvox_uri_with_the_providers_handler(uri: str, n
 )
 def test_a_uri_without_host_operation_and_module_is_refused(uri: str) -> None:
     with pytest.raises(ValueError, match="must be wolkvox://<host>/<operation>/<module>"):
+        sanitize_uri(urlsplit(uri))
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("wolkvox://crm0001.wolkvox.com:99999/demo/contacts", "has a port out of range"),
+        ("wolkvox://ana@crm0001.wolkvox.com/demo/contacts", "Host '***@crm0001.wolkvox.com' has a user name"),
+    ],
+)
+def test_a_uri_whose_host_a_connection_would_refuse_is_refused(uri: str, message: str) -> None:
+    with pytest.raises(ValueError, match=rf"^a wolkvox asset: .*{re.escape(message)}"):
         sanitize_uri(urlsplit(uri))
 
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, redact
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, redact
 
 from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox.client.redaction import Redactor
+from airflow_provider_wolkvox.exceptions import WolkvoxUnreadableIdError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.operators.insert import WolkvoxInsertManyOperator, WolkvoxInsertOperator
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
-from tests.conftest import OPERATION, RecordingTaskInstance
+from tests.conftest import OPERATION, DictStateStore, RecordingTaskInstance
 
 SECRET = "s3cr3t-wolkvox-token-5f2a9c"
 
@@ -134,3 +139,145 @@ def test_the_token_is_redacted_in_the_forms_the_crm_could_echo(
         assert echoed not in text
     # The masker knows every form, so Airflow's own log lines hide them too.
     assert echoed not in str(redact(f"echo={echoed}"))
+
+
+def _runs(token: str) -> set[str]:
+    """Every run of 8 characters of ``token`` (the token itself when shorter), lower-cased."""
+    size = min(8, len(token))
+    return {token[start : start + size].lower() for start in range(len(token) - size + 1)}
+
+
+def leaks(text: str, token: str) -> list[str]:
+    """The forms of ``token`` that ``text`` holds: a run of it in any case, or a base64 form."""
+    raw = token.encode("latin-1")
+    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    lowered = text.lower()
+    found = [run for run in _runs(token) if run in lowered]
+    found += [form.rstrip("=") for form in encoded if form.rstrip("=") in text]
+    # The whole token but one character, as UTF-8 decoding with replacement shows a Latin-1 one.
+    found += [run for run in _runs(raw.decode("utf-8", errors="replace")) if run in lowered]
+    return found
+
+
+def json_escaped(text: str) -> str:
+    """``text`` with every character written as a JSON ``\\uXXXX`` escape: valid JSON, and unreadable."""
+    return "".join(f"\\u{ord(char):04x}" for char in text)
+
+
+# How a hostile or careless CRM could echo the token, as the raw text of a JSON string.
+ECHOES: dict[str, Callable[[str], str]] = {
+    "json escapes": json_escaped,
+    "first 20 characters": lambda token: token[:20],
+    "upper case": str.upper,
+    "base64": lambda token: base64.b64encode(token.encode()).decode(),
+    "base64url unpadded": lambda token: base64.urlsafe_b64encode(token.encode()).decode().rstrip("="),
+    "url-encoded": lambda token: quote(token, safe=""),
+}
+
+
+def shown_by(
+    ti: RecordingTaskInstance, results_path: Path, caplog: pytest.LogCaptureFixture, capfd: Any, *extra: str
+) -> list[str]:
+    output = capfd.readouterr()
+    results = results_path.read_text() if results_path.exists() else ""
+    decoded = [json.dumps(json.loads(line), ensure_ascii=False) for line in results.splitlines()]
+    return [
+        *extra,
+        json.dumps(ti.pushed, ensure_ascii=False),
+        results,
+        *decoded,
+        caplog.text,
+        output.out,
+        output.err,
+    ]
+
+
+@pytest.mark.parametrize("echo", ECHOES.values(), ids=ECHOES.keys())
+def test_a_success_answer_echoing_the_token_as_the_id_leaves_no_copy_of_it(
+    server: FakeWolkvoxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
+    echo: Callable[[str], str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    echoed = echo(SECRET)
+    one = '{"code":200,"error":"null","msg":"Succesfully create record","data":{"wolkvox_id":"ECHO"}}'
+    many = '{"code":200,"error":"null","msg":"ok","data":[{"wolkvox_id":"ECHO"}]}'
+    one, many = one.replace("ECHO", echoed), many.replace("ECHO", echoed)
+    server.inject(Fault.RESPOND, status=200, body=one, path=api.INSERT_PATH, times=None)
+    server.inject(Fault.RESPOND, status=200, body=many, path=api.INSERT_MANY_PATH, times=None)
+    store, ti, results_path = DictStateStore(), RecordingTaskInstance(), tmp_path / "results.jsonl"
+
+    with pytest.raises(AirflowFailException) as raised:
+        WolkvoxInsertOperator(task_id="one", module="contacts", fields={"a": 1}).execute(
+            {"ti": ti, "task_state_store": store}  # type: ignore[arg-type]
+        )
+    ids = WolkvoxInsertManyOperator(
+        task_id="many", module="contacts", records=[{"a": 1}], results_path=str(results_path)
+    ).execute({"ti": ti, "task_state_store": store})  # type: ignore[arg-type]
+
+    assert isinstance(raised.value.__cause__, WolkvoxUnreadableIdError)
+    assert str(raised.value).startswith(
+        "wolkvox insert.php (module 'contacts'): the record was created, but the id in the answer is "
+        "unreadable ("
+    )
+    assert ids == [None]
+    assert [json.loads(line)["status"] for line in results_path.read_text().splitlines()] == [
+        "created_id_unknown"
+    ]
+    texts = shown_by(ti, results_path, caplog, capfd, str(raised.value), repr(raised.value))
+    texts.append(json.dumps(store.values, ensure_ascii=False))
+    assert [leaks(text, SECRET) for text in texts] == [[]] * len(texts)
+
+
+LATIN1 = "s3cr3t-wolkvox-tok\u00e9n-5f2a9c"
+
+
+@pytest.mark.parametrize("echo", [*ECHOES.values(), None], ids=[*ECHOES.keys(), "raw latin-1 bytes"])
+def test_an_error_echoing_the_token_in_any_form_leaves_no_copy_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+    fast_retries: object,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
+    echo: Callable[[str], str] | None,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = SECRET if echo is not None else LATIN1
+    if echo is None:  # the token's header bytes echoed as they came, in a UTF-8 body
+        body: str | bytes = (
+            b'{"code":400,"error":"BAD REQUEST","msg":"BAD TOKEN ' + token.encode("latin-1") + b'"}'
+        )
+    else:
+        body = '{"code":400,"error":"BAD REQUEST","msg":"BAD TOKEN ECHO"}'.replace("ECHO", echo(token))
+    ti, results_path = RecordingTaskInstance(), tmp_path / "results.jsonl"
+    with FakeWolkvoxServer({token: OPERATION}) as fake:
+        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
+        fake.inject(Fault.RESPOND, status=400, body=body, times=None)
+        with pytest.raises(AirflowException) as raised:
+            WolkvoxHook().insert("contacts", {"a": 1})
+        WolkvoxInsertManyOperator(
+            task_id="t",
+            module="contacts",
+            records=[{"a": 1}],
+            results_path=str(results_path),
+            max_failed_records=1,
+        ).execute({"ti": ti})  # type: ignore[arg-type]
+    assert str(raised.value).endswith("HTTP 400: BAD REQUEST BAD TOKEN ***")
+    assert [f["msg"] for f in ti.pushed["failed_records"]] == ["BAD TOKEN ***"]
+    texts = shown_by(ti, results_path, caplog, capfd, str(raised.value), repr(raised.value))
+    assert [leaks(text, token) for text in texts] == [[]] * len(texts)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Succesfully create record",
+        "THE RECORD DOES NOT EXIST",
+        "1 records were are found: s3cr3t (a 6-character run of the token is no secret)",
+        "64cb1f0e2a9d4c0012ab34cd",
+    ],
+)
+def test_redaction_is_not_over_eager(message: str) -> None:
+    assert Redactor(SECRET).text(message) == message

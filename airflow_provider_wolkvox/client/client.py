@@ -25,9 +25,11 @@ from airflow_provider_wolkvox.client.gate import gate_for
 from airflow_provider_wolkvox.client.redaction import REDACTED, Redactor, check_token
 from airflow_provider_wolkvox.client.results import TokenInfo
 from airflow_provider_wolkvox.client.retry import RetryPolicy, is_retryable
+from airflow_provider_wolkvox.client.settings import check_timeout
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxConfigError,
     WolkvoxError,
+    WolkvoxMalformedResponseError,
     WolkvoxOutcomeUnknownError,
     WolkvoxQuotaReserveError,
     WolkvoxUncertainError,
@@ -47,6 +49,11 @@ DEFAULT_TIMEOUT = 60.0
 GATEWAY_STATUSES = frozenset({502, 504})
 #: Seconds to wait for the TCP/TLS connection; longer waits mean the host is unreachable.
 CONNECT_TIMEOUT = 10.0
+#: The largest answer read, in bytes: an insertMany answer of 10,000 ids is about 0.5 MB, a page of
+#: 1,000 queried records a few MB. A larger answer fails the request unread (docs/connection.md).
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+# Bytes read from the socket at a time.
+_READ_CHUNK = 64 * 1024
 USER_AGENT = f"airflow-provider-wolkvox/{__version__}"
 
 
@@ -55,11 +62,13 @@ class WolkvoxClient:
 
     :param base_url: ``scheme://host[:port]`` of the CRM server (see ``host.base_url_from_host``).
     :param token: the Wolkvox-Token; kept out of every repr, log line and error.
-    :param timeout: seconds one request may take in all, from connecting to the last byte of the answer.
+    :param timeout: seconds one request may take in all, from connecting to the last byte of the answer
+        (at most ``settings.MAX_TIMEOUT``).
     :param verify: TLS certificate verification.
     :param retry_policy: waits between retries of requests the server cannot have processed.
     :param owner: what holds the token, named in configuration errors (e.g. the Connection).
-    :raises WolkvoxConfigError: the token cannot travel in an HTTP header, or the CA bundle is missing.
+    :raises WolkvoxConfigError: the token cannot travel in an HTTP header, the timeout is out of range,
+        or the CA bundle is missing.
     """
 
     def __init__(
@@ -73,6 +82,7 @@ class WolkvoxClient:
         owner: str = "the wolkvox client",
     ) -> None:
         check_token(token, owner=owner)
+        timeout = check_timeout(timeout, owner=owner)
         self.base_url = base_url
         self._token = token
         self.redactor = Redactor(token)
@@ -156,9 +166,7 @@ class WolkvoxClient:
             api.INSERT_PATH,
             module=module,
             body=body,
-            read=lambda data, text: record_id(
-                data, endpoint=_name(api.INSERT_PATH), module=module, body=text
-            ),
+            read=lambda data: record_id(data, endpoint=_name(api.INSERT_PATH), module=module),
         )
 
     def insert_batch(self, module: str, body: bytes, count: int) -> list[str] | None:
@@ -173,7 +181,7 @@ class WolkvoxClient:
             api.INSERT_MANY_PATH,
             module=module,
             body=body,
-            read=lambda data, _: record_ids(data, count),
+            read=lambda data: record_ids(data, count),
         )
 
     def update(self, operation: str, module: str, wolkvox_id: str, fields: Mapping[str, Any]) -> None:
@@ -185,7 +193,7 @@ class WolkvoxClient:
             {"operation": operation, "module": module, api.REQUEST_ID_PARAMETER: wolkvox_id, "fields": fields}
         )
         self._request(
-            "POST", api.UPDATE_PATH, module=module, body=body, idempotent=True, read=lambda data, _: None
+            "POST", api.UPDATE_PATH, module=module, body=body, idempotent=True, read=lambda data: None
         )
 
     def query(self, operation: str, module: str, field: str, value: Any) -> list[dict[str, Any]]:
@@ -197,7 +205,7 @@ class WolkvoxClient:
             module=module,
             body=body,
             idempotent=True,
-            read=lambda data, text: query_records(data, text, _name(api.QUERY_PATH)),
+            read=lambda data: query_records(data, _name(api.QUERY_PATH)),
         )
 
     def query_dates(
@@ -216,7 +224,7 @@ class WolkvoxClient:
             module=module,
             body=body,
             idempotent=True,
-            read=lambda data, text: query_records(data, text, _name(api.QUERY_DATES_PATH)),
+            read=lambda data: query_records(data, _name(api.QUERY_DATES_PATH)),
         )
 
     def token_info(self, operation: str) -> TokenInfo:
@@ -234,13 +242,13 @@ class WolkvoxClient:
         method: str,
         path: str,
         *,
-        read: Callable[[Any, str], T],
+        read: Callable[[Any], T],
         module: str | None = None,
         body: bytes | None = None,
         params: dict[str, str] | None = None,
         idempotent: bool = False,
     ) -> T:
-        """Send with retries; ``read`` turns the envelope's ``data`` (and the body) into the result.
+        """Send with retries; ``read`` turns the envelope's ``data`` (redacted) into the result.
 
         Failures the server cannot have processed are retried for every call; failures after the
         request reached the server only for ``idempotent`` calls. For the others they raise
@@ -252,7 +260,8 @@ class WolkvoxClient:
             started: float | None = None
             try:
                 status, text, started = self._send(method, path, body, params, endpoint, module)
-                return read(read_envelope(status, text, endpoint=endpoint, module=module), text)
+                data = read_envelope(status, text, endpoint=endpoint, module=module, redactor=self.redactor)
+                return read(data)
             except WolkvoxError as raw:
                 error = self.redactor.error(raw)
                 busy_until = raw.busy_until if isinstance(raw, WolkvoxUncertainError) else None
@@ -294,7 +303,7 @@ class WolkvoxClient:
         module: str | None,
     ) -> tuple[int, str, float]:
         """One HTTP exchange through the token gate: the status, the body's text (token redacted) and
-        when the request started."""
+        when the request started. The answer is read whole within the deadline and ``MAX_ANSWER_BYTES``."""
         import requests  # loaded by __init__ already
 
         from airflow_provider_wolkvox.client.session import network_error
@@ -316,19 +325,28 @@ class WolkvoxClient:
             with self._watchdog.watch() as sent:
                 try:
                     response = self._session.send(
-                        prepared, timeout=self._socket_timeouts, allow_redirects=False
+                        prepared, timeout=self._socket_timeouts, allow_redirects=False, stream=True
                     )
-                    text = response.text
+                    content = _read_answer(response)
                 except requests.RequestException as exc:
                     failure = exc
-        if failure is not None:
+        where = f"wolkvox {endpoint} at {self.base_url}" + (f" (module {module!r})" if module else "")
+        if failure is not None or sent.expired:
             # Raised outside the except block: the requests error (its request holds the token
             # header) must not ride along as the new error's context.
-            where = f"wolkvox {endpoint} at {self.base_url}" + (f" (module {module!r})" if module else "")
-            error = network_error(failure, sent, where=where, endpoint=endpoint, module=module)
+            error = network_error(
+                failure, sent, where=where, endpoint=endpoint, module=module, seconds=self._timeout
+            )
             if isinstance(error, WolkvoxUncertainError):
                 error.busy_until = started + self._timeout
             raise error
+        if isinstance(content, str):
+            raise WolkvoxMalformedResponseError(
+                f"{where}: HTTP {response.status_code} {content}; not read",
+                status_code=response.status_code,
+                endpoint=endpoint,
+                module=module,
+            )
         if response.is_redirect:
             raise WolkvoxConfigError(
                 f"wolkvox {endpoint} at {self.base_url}: the server redirects to "
@@ -337,7 +355,8 @@ class WolkvoxClient:
                 endpoint=endpoint,
                 module=module,
             )
-        return response.status_code, self.redactor.answer(text), started
+        text = content.decode(_encoding(response), errors="replace")
+        return response.status_code, self.redactor.text(text), started
 
     def _prepared(self, method: str, path: str, params: dict[str, str] | None) -> requests.PreparedRequest:
         """A fresh copy of the request without its body.
@@ -355,6 +374,39 @@ class WolkvoxClient:
             ).prepare()
             self._templates[key] = template
         return template.copy()
+
+
+def _read_answer(response: requests.Response) -> bytearray | str:
+    """The body of ``response`` as sent, or why it is not read: a ``Content-Encoding`` the client did
+    not ask for, or more than ``MAX_ANSWER_BYTES``. A body not read is dropped with its connection."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    declared = response.headers.get("Content-Length", "").strip()
+    refusal = None
+    if encoding not in ("", "identity"):
+        refusal = f"with a body in Content-Encoding {encoding[:40]!r}, which the client did not ask for"
+    elif declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        refusal = f"with a body of {int(declared):,} bytes, over the {MAX_ANSWER_BYTES:,} the client reads"
+    content = bytearray()
+    if refusal is None:
+        for chunk in response.iter_content(_READ_CHUNK):
+            content += chunk
+            if len(content) > MAX_ANSWER_BYTES:
+                refusal = f"with a body over the {MAX_ANSWER_BYTES:,} bytes the client reads"
+                break
+    if refusal is not None:
+        response.close()
+        return refusal
+    return content
+
+
+def _encoding(response: requests.Response) -> str:
+    """The text encoding of an answer: its charset, else UTF-8 (JSON's)."""
+    import codecs
+
+    try:
+        return codecs.lookup(response.encoding or "utf-8").name
+    except LookupError:
+        return "utf-8"
 
 
 def _name(path: str) -> str:

@@ -2,13 +2,15 @@
 
 Rules (``shared/wolkvox-api.md``): ``code`` may be a number or a string; ``error`` is JSON null or
 the string ``"null"`` on success; an error body can come with HTTP 200, so a body ``code`` >= 400 or
-a non-null ``error`` is a failure whatever the HTTP status.
+a non-null ``error`` is a failure whatever the HTTP status. Every string of a decoded answer is
+redacted before it is read, and ids are taken only in the form ``RECORD_ID`` accepts.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.results import TokenInfo
@@ -22,28 +24,42 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxQuotaExceededError,
     WolkvoxRateLimitError,
     WolkvoxServerError,
+    WolkvoxUnreadableIdError,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_wolkvox.client.redaction import Redactor
 
 # How much of an unexpected body an error message quotes.
 BODY_QUOTE_LIMIT = 200
 _STATUS_BY_ERROR = {api.ERROR_UNAUTHORIZED: 401, api.ERROR_FORBIDDEN: 403}
+#: The record ids accepted (docs/connection.md): letters, digits, ``-`` and ``_``, at most 64; the CRM
+#: sends 24 hexadecimal characters.
+RECORD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def read_envelope(status: int, body: str, *, endpoint: str, module: str | None = None) -> Any:
+def read_envelope(
+    status: int, body: str, *, endpoint: str, module: str | None = None, redactor: Redactor | None = None
+) -> Any:
     """Return the envelope's ``data`` for a successful answer, or raise the matching ``WolkvoxError``.
 
-    ``body`` must already be free of the token (the client redacts it).
+    ``body`` must already be free of the token (the client redacts it); ``redactor`` redacts every
+    string of the decoded answer too, since JSON escapes can hide the token from the raw text.
     """
     try:
         envelope = json.loads(body)
     except ValueError:
-        envelope = None
+        envelope, shown = None, quote(body)
+    else:
+        if redactor is not None:
+            envelope = redactor.value(envelope)
+        shown = shown_value(envelope)
     if not isinstance(envelope, dict):
         if status >= 400:
-            raise error_for(status, None, quote(body), endpoint=endpoint, module=module)
+            raise error_for(status, None, shown, endpoint=endpoint, module=module)
         raise WolkvoxMalformedResponseError(
             f"wolkvox {endpoint}{_for(module)}: HTTP {status} with a body that is not the JSON envelope: "
-            f"{quote(body)!r}",
+            f"{shown!r}",
             status_code=status,
             endpoint=endpoint,
             module=module,
@@ -99,12 +115,29 @@ def error_for(
     )
 
 
-def record_id(data: Any, *, endpoint: str, module: str | None, body: str) -> str:
-    """The ``wolkvox_id`` of a single insert's ``data``; a success without one is malformed."""
-    wolkvox_id = data.get("wolkvox_id") if isinstance(data, dict) else None
-    if not isinstance(wolkvox_id, str) or not wolkvox_id:
+def is_record_id(value: Any) -> bool:
+    """True for an id in the form ``RECORD_ID`` accepts."""
+    return isinstance(value, str) and RECORD_ID.fullmatch(value) is not None
+
+
+def record_id(data: Any, *, endpoint: str, module: str | None) -> str:
+    """The ``wolkvox_id`` of a single insert's ``data``.
+
+    :raises WolkvoxMalformedResponseError: a success without an id (the outcome is unknown).
+    :raises WolkvoxUnreadableIdError: the record was created, but its id is not one ``RECORD_ID`` accepts.
+    """
+    wolkvox_id = data.get(api.ID_FIELD) if isinstance(data, dict) else None
+    if wolkvox_id is None or wolkvox_id == "":
         raise WolkvoxMalformedResponseError(
-            f"wolkvox {endpoint}{_for(module)}: success answer without a wolkvox_id: {quote(body)!r}",
+            f"wolkvox {endpoint}{_for(module)}: success answer without a wolkvox_id: {shown_value(data)!r}",
+            status_code=200,
+            endpoint=endpoint,
+            module=module,
+        )
+    if not is_record_id(wolkvox_id):
+        raise WolkvoxUnreadableIdError(
+            f"wolkvox {endpoint}{_for(module)}: the record was created, but the id in the answer is "
+            f"unreadable ({shown_value(wolkvox_id)} is not 1 to 64 letters, digits, '-' or '_')",
             status_code=200,
             endpoint=endpoint,
             module=module,
@@ -113,28 +146,35 @@ def record_id(data: Any, *, endpoint: str, module: str | None, body: str) -> str
 
 
 def record_ids(data: Any, count: int) -> list[str] | None:
-    """The ids of a batch insert, in input order, or None when they cannot be matched one-to-one."""
+    """The ids of a batch insert, in input order, or None when they cannot be matched one-to-one:
+    not one readable id per record, or one id given for several records."""
     if not isinstance(data, list) or len(data) != count:
         return None
-    ids = [entry.get("wolkvox_id") if isinstance(entry, dict) else None for entry in data]
-    if not all(isinstance(wolkvox_id, str) and wolkvox_id for wolkvox_id in ids):
+    ids = [entry.get(api.ID_FIELD) if isinstance(entry, dict) else None for entry in data]
+    if not all(is_record_id(wolkvox_id) for wolkvox_id in ids) or len(set(ids)) != count:
         return None
     return ids  # type: ignore[return-value]
 
 
-def query_records(data: Any, text: str, endpoint: str) -> list[dict[str, Any]]:
-    """The records of a query answer; no match may come as an empty list, object or string."""
+def query_records(data: Any, endpoint: str) -> list[dict[str, Any]]:
+    """The records of a query answer; no match may come as an empty list, object or string.
+
+    :raises WolkvoxMalformedResponseError: not a list of records, each with a readable id.
+    """
     if data in (None, "", {}):
         return []
-    if not isinstance(data, list) or not all(isinstance(record, dict) for record in data):
+    if not isinstance(data, list) or not all(
+        isinstance(record, dict) and is_record_id(record.get(api.ID_FIELD)) for record in data
+    ):
         raise WolkvoxMalformedResponseError(
-            f"wolkvox {endpoint}: answer data is not a list of records: {quote(text)!r}",
+            f"wolkvox {endpoint}: answer data is not a list of records with readable ids: "
+            f"{shown_value(data)!r}",
             endpoint=endpoint,
         )
     return data
 
 
-def token_info(data: Any, text: str) -> TokenInfo:
+def token_info(data: Any) -> TokenInfo:
     """The quota figures of a ``tokenInformation.php`` answer."""
     try:
         limit = int(data["token_limit"])
@@ -150,7 +190,7 @@ def token_info(data: Any, text: str) -> TokenInfo:
         )
     except (TypeError, KeyError, ValueError):
         raise WolkvoxMalformedResponseError(
-            f"wolkvox tokenInformation.php: answer lacks the quota figures: {quote(text)!r}",
+            f"wolkvox tokenInformation.php: answer lacks the quota figures: {shown_value(data)!r}",
             endpoint="tokenInformation.php",
         ) from None
 
@@ -158,6 +198,14 @@ def token_info(data: Any, text: str) -> TokenInfo:
 def quote(body: str) -> str:
     """At most ``BODY_QUOTE_LIMIT`` characters of ``body``, marked when cut."""
     return body if len(body) <= BODY_QUOTE_LIMIT else body[:BODY_QUOTE_LIMIT] + "…"
+
+
+def shown_value(value: Any) -> str:
+    """A decoded (and redacted) value as an error message quotes it: JSON without escapes, cut short.
+
+    Quoted from the decoded value, not the raw text, whose ``\\uXXXX`` escapes could spell the token.
+    """
+    return quote(json.dumps(value, ensure_ascii=False))
 
 
 def _as_int(code: Any) -> int | None:

@@ -1,47 +1,94 @@
-"""Keep the token out of what the CRM sends back, in every form the CRM could echo it."""
+"""Keep the token out of what the CRM sends back, in every form the CRM could echo it.
+
+The forms redacted (docs/secrets.md): the token; its JSON-escaped, URL-encoded, base64 and
+base64url forms; the token in any letter case; any run of ``MIN_RUN`` or more consecutive
+characters of it (the whole token when shorter); its bytes decoded as UTF-8 with replacement
+characters (a Latin-1 token echoed raw in a UTF-8 body). Answers are redacted twice: their raw
+text before it is parsed or quoted, and every string of the decoded JSON, since escapes such as
+``\\u0041`` hide the token from the first pass.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import unicodedata
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from airflow_provider_wolkvox.exceptions import WolkvoxConfigError, WolkvoxError
 
 REDACTED = "***"
-# Tokens this long are replaced in answers before they are read; a shorter one could match real
-# data (ids), so it is only scrubbed from error texts.
-MIN_REDACTED_LENGTH = 8
+#: The shortest run of the token's characters that is redacted wherever it stands.
+MIN_RUN = 8
 
 
 def token_forms(token: str) -> tuple[str, ...]:
-    """``token`` as it is, JSON-escaped (with PHP's ``\\/``, ASCII or not) and URL-encoded; longest first."""
+    """The whole forms of ``token`` a server could echo, longest first (what the log masker is given)."""
     escaped = {json.dumps(token, ensure_ascii=ascii)[1:-1] for ascii in (True, False)}
     forms = {token, quote(token, safe=""), quote_plus(token)} | escaped
     forms |= {form.replace("/", "\\/") for form in escaped}
+    for raw in {token.encode("utf-8"), token.encode("latin-1", errors="replace")}:
+        for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+            forms |= {encoded, encoded.rstrip("=")}
+    forms.add(token.encode("latin-1", errors="replace").decode("utf-8", errors="replace"))
     return tuple(sorted(forms, key=len, reverse=True))
 
 
+def _lower(text: str) -> str:
+    """``text`` in lower case, one character for one, so that positions still match ``text``."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(low if len(low := char.lower()) == 1 else char for char in text)
+
+
 class Redactor:
-    """Replaces every form of one token in texts."""
+    """Replaces every form of one token in texts and decoded values."""
 
     def __init__(self, token: str) -> None:
-        self.forms = token_forms(token)
-        self._long_forms = tuple(form for form in self.forms if len(form) >= MIN_REDACTED_LENGTH)
-
-    def answer(self, text: str) -> str:
-        """An answer's body without the token, before any parsing or quoting (long tokens only)."""
-        for form in self._long_forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
-        return text
+        forms = token_forms(token)
+        self.forms = forms
+        run = min(MIN_RUN, len(token))
+        lowered = _lower(token)
+        # Every run of the token contains one of its runs of exactly ``run`` characters.
+        needles = {lowered[start : start + run] for start in range(len(token) - run + 1)}
+        needles |= {_lower(form) for form in forms}
+        self._needles = tuple(needle for needle in needles if needle)
 
     def text(self, text: str) -> str:
-        """An error text without the token, whatever its length."""
-        for form in self.forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
-        return text
+        """``text`` with every form of the token, and every run of it, replaced by ``***``."""
+        lowered = _lower(text)
+        spans: list[tuple[int, int]] = []
+        for needle in self._needles:
+            start = lowered.find(needle)
+            while start != -1:
+                spans.append((start, start + len(needle)))
+                start = lowered.find(needle, start + 1)
+        if not spans:
+            return text
+        spans.sort()
+        parts: list[str] = []
+        done = 0
+        run_start, run_end = spans[0]
+        for start, end in spans[1:]:
+            if start <= run_end:
+                run_end = max(run_end, end)
+                continue
+            parts += [text[done:run_start], REDACTED]
+            done, run_start, run_end = run_end, start, end
+        parts += [text[done:run_start], REDACTED, text[run_end:]]
+        return "".join(parts)
+
+    def value(self, value: Any) -> Any:
+        """A decoded JSON value with every string in it (keys too) redacted."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if isinstance(value, dict):
+            return {self.text(key): self.value(item) for key, item in value.items()}
+        return value
 
     def error(self, error: WolkvoxError) -> WolkvoxError:
         """``error`` without the token: a server that echoes the request would carry it into logs."""

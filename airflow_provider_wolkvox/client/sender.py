@@ -24,6 +24,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxBadRequestError,
     WolkvoxError,
     WolkvoxOutcomeUnknownError,
+    WolkvoxUnreadableIdError,
 )
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,8 @@ class Sender:
         except WolkvoxOutcomeUnknownError as error:
             until = max(time.time(), error.busy_until or 0.0)
             direct, absent = self._settled(records, error, sent_at, until, attempt)
+        except WolkvoxUnreadableIdError as error:
+            direct = self._found_or_id_unknown(records, error, sent_at)
         except WolkvoxError as error:
             direct = self._stopped(records, error)
         else:
@@ -198,6 +201,24 @@ class Sender:
         if self.settler is not None:
             self.settler.remember(records[0], ids[0], sent_at, time.time())
         return [RecordResult(r.index, RecordStatus.CREATED, i) for r, i in zip(records, ids, strict=True)]
+
+    def _found_or_id_unknown(
+        self, records: Sequence[PreparedRecord], error: WolkvoxUnreadableIdError, sent_at: float
+    ) -> list[RecordResult]:
+        """Records the CRM created with an unreadable id: looked up by ``dedupe_field`` when there is
+        one, never sent again."""
+        found: dict[int, str] = {}
+        if self.settler is not None and self.stop_error is None:
+            try:
+                found = self.settler.settle(records, sent_at, time.time()).found
+            except WolkvoxError as refusal:
+                self.stop(refusal)
+        return [
+            RecordResult(r.index, RecordStatus.CREATED, found[r.index])
+            if r.index in found
+            else _result(r, RecordStatus.CREATED_ID_UNKNOWN, error)
+            for r in records
+        ]
 
     def _settled(
         self,

@@ -2,9 +2,10 @@
 
 Everything goes through ``requests.adapters.HTTPAdapter``. Two small additions ride on urllib3's
 own classes: each request knows whether a byte of it may have left (the connection's ``send`` was
-called), and a watchdog thread shuts the connection down once the request's whole deadline has passed, so
-that an answer trickling in byte by byte, or an endless run of ``100 Continue`` lines, cannot hold a
-request slot past the Connection's timeout. :func:`network_error` then reads urllib3's and
+called), and a watchdog thread shuts the request's socket down once its whole deadline has passed, so
+that an answer trickling in byte by byte (whatever its framing), or an endless run of interim ``1xx``
+answers, cannot hold a request slot past the Connection's timeout. Every interim ``1xx`` answer is
+skipped, not only ``100 Continue`` as ``http.client`` does. :func:`network_error` then reads urllib3's and
 requests' exception types (the way ``urllib3.util.retry.Retry`` tells connect errors from read
 errors) into the provider's: could not connect, TLS refused before sending, or sent without an answer.
 """
@@ -12,6 +13,7 @@ errors) into the provider's: could not connect, TLS refused before sending, or s
 from __future__ import annotations
 
 import contextlib
+import http.client
 import ssl
 import threading
 import time
@@ -55,9 +57,12 @@ class Exchange:
         self.tracked = False
         #: A byte of the request may have left: a failure from here on leaves its outcome unknown.
         self.sent = False
-        #: The deadline passed and the connection was shut down.
+        #: The deadline passed before the answer was read whole, and the socket was shut down.
         self.expired = False
         self._connection: HTTPConnection | None = None
+        # The socket itself: http.client lets go of it when the answer will close the connection,
+        # while the answer is still being read from it.
+        self._socket: Any = None
         self._lock = threading.Lock()
 
     def attach(self, connection: HTTPConnection) -> None:
@@ -65,6 +70,7 @@ class Exchange:
         with self._lock:
             self.sent = True
             self._connection = connection
+            self._socket = connection.sock
             if self.expired:
                 self._shut_down()
 
@@ -72,16 +78,18 @@ class Exchange:
         """Called when ``connection`` goes back to the pool, its answer read."""
         with self._lock:
             if self._connection is connection:
-                self._connection = None
+                self._connection = self._socket = None
 
     def expire(self) -> None:
         """Called by the watchdog at the deadline: ends any wait of this request on the network."""
         with self._lock:
+            if self.sent and self._connection is None:
+                return  # answered: its connection is back in the pool
             self.expired = True
             self._shut_down()
 
     def _shut_down(self) -> None:
-        sock = getattr(self._connection, "sock", None)
+        sock = self._socket
         if sock is not None:
             # shutdown, not close: it wakes a read blocked in another thread; urllib3 closes later.
             with contextlib.suppress(OSError):
@@ -138,8 +146,20 @@ class Watchdog:
                 self._wake.wait(earliest - now)
 
 
+class _FinalResponse(http.client.HTTPResponse):
+    """``http.client``'s answer, read past every interim ``1xx`` answer (``103 Early Hints`` too)."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if status >= 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers, dropped
+
+
 class _TrackedConnection(HTTPConnection):
     _tunnelling = False
+    response_class = _FinalResponse
 
     def send(self, data: Any) -> None:
         if self.sock is None:
@@ -161,6 +181,7 @@ class _TrackedConnection(HTTPConnection):
 
 class _TrackedHTTPSConnection(HTTPSConnection):
     _tunnelling = False
+    response_class = _FinalResponse
     send = _TrackedConnection.send
     _tunnel = _TrackedConnection._tunnel
 
@@ -214,18 +235,33 @@ class WolkvoxAdapter(HTTPAdapter):
 
 
 def network_error(
-    exc: requests.RequestException, sent: Exchange, *, where: str, endpoint: str, module: str | None
+    exc: requests.RequestException | None,
+    sent: Exchange,
+    *,
+    where: str,
+    endpoint: str,
+    module: str | None,
+    seconds: float,
 ) -> WolkvoxError:
-    """The provider's error for a request that got no HTTP answer.
+    """The provider's error for a request that got no complete HTTP answer.
 
+    :param exc: what requests raised; None when the answer seemed to end but the deadline had cut it.
     :param where: names the endpoint and the server, e.g. "wolkvox insert.php at https://…".
+    :param seconds: the request's deadline, for the message.
     """
-    chain = list(_causes(exc))
+    chain = list(_causes(exc)) if exc is not None else []
     if isinstance(exc, _UNSENDABLE):
         # Only the type: the text may quote a proxy URL with its credentials.
         return WolkvoxConfigError(
             f"{where}: the request cannot be made ({type(exc).__name__}); check the Connection's Host and "
             "the proxy settings (HTTPS_PROXY, HTTP_PROXY)",
+            endpoint=endpoint,
+            module=module,
+        )
+    if exc is None or (sent.expired and sent.sent):
+        cut = f" ({_reason(chain[-1])})" if chain else ""
+        return WolkvoxNoAnswerError(
+            f"{where}: no complete answer within {seconds:g} s; the request was sent{cut}",
             endpoint=endpoint,
             module=module,
         )
@@ -245,12 +281,6 @@ def network_error(
             )
         return WolkvoxConnectionError(
             f"{where}: could not connect ({reason})", endpoint=endpoint, module=module
-        )
-    if sent.expired:
-        return WolkvoxNoAnswerError(
-            f"{where}: no complete answer within the deadline; the request was sent ({reason})",
-            endpoint=endpoint,
-            module=module,
         )
     return WolkvoxNoAnswerError(
         f"{where}: no answer after the request was sent ({reason})", endpoint=endpoint, module=module

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -18,7 +17,13 @@ from airflow_provider_wolkvox.client.options import LoadOptions
 from airflow_provider_wolkvox.client.records import ContentKeys, PreparedRecord, check_module
 from airflow_provider_wolkvox.client.redaction import token_forms
 from airflow_provider_wolkvox.client.sender import Sender
-from airflow_provider_wolkvox.exceptions import WolkvoxConfigError, WolkvoxError, WolkvoxInputError
+from airflow_provider_wolkvox.client.settings import check_timeout
+from airflow_provider_wolkvox.exceptions import (
+    WolkvoxConfigError,
+    WolkvoxError,
+    WolkvoxInputError,
+    WolkvoxUnreadableIdError,
+)
 from airflow_provider_wolkvox.fields import prepare_record
 from airflow_provider_wolkvox.hooks.loads import LoadMethods
 
@@ -92,7 +97,9 @@ class WolkvoxHook(LoadMethods, BaseHook):
         for form in token_forms(token):
             mask_secret(form)
         base_url = base_url_from_host(
-            conn.host, allow_insecure_http=_flag(self._extras, "allow_insecure_http", default=False)
+            conn.host,
+            allow_insecure_http=_flag(self._extras, "allow_insecure_http", default=False),
+            owner=self._owner,
         )
         verify = _flag(self._extras, "verify", default=True)
         if not verify:
@@ -103,7 +110,7 @@ class WolkvoxHook(LoadMethods, BaseHook):
             timeout=self._timeout(),
             verify=verify,
             retry_policy=self.retry_policy,
-            owner=f"the wolkvox Connection {self.wolkvox_conn_id!r}",
+            owner=self._owner,
         )
 
     def get_conn(self) -> WolkvoxClient:
@@ -151,8 +158,10 @@ class WolkvoxHook(LoadMethods, BaseHook):
         else:
             [result] = sender.send_recalled([ContentKeys(module).assign(record)])
         if result.wolkvox_id is None:
-            assert result.cause is not None
-            raise result.cause
+            raise result.cause or WolkvoxUnreadableIdError(
+                f"wolkvox insert.php (module {module!r}): an earlier try created the record, but its id "
+                "was unreadable; it is not created again"
+            )
         return result.wolkvox_id
 
     def update(
@@ -192,19 +201,16 @@ class WolkvoxHook(LoadMethods, BaseHook):
             + ("" if info.hours_to_reset is None else f", the count restarts in {info.hours_to_reset:g} h")
         )
 
+    @property
+    def _owner(self) -> str:
+        """The Connection as the messages name it."""
+        return f"the wolkvox Connection {self.wolkvox_conn_id!r}"
+
     def _timeout(self) -> float:
         raw = self._extras.get("timeout")
         if raw in (None, ""):
             return DEFAULT_TIMEOUT
-        try:
-            timeout = float(raw)
-        except (TypeError, ValueError):
-            timeout = math.nan
-        if not math.isfinite(timeout) or timeout <= 0:
-            raise WolkvoxConfigError(
-                f"the wolkvox Connection's extra timeout must be a positive number, got {raw!r}"
-            )
-        return timeout
+        return check_timeout(raw, owner=self._owner, field="extra timeout")
 
 
 def _flag(extras: Mapping[str, Any], name: str, *, default: bool) -> bool:

@@ -18,7 +18,11 @@ from airflow_provider_wolkvox.client import (
     RetryPolicy,
     WolkvoxClient,
 )
-from airflow_provider_wolkvox.exceptions import WolkvoxInputError, WolkvoxQuotaExceededError
+from airflow_provider_wolkvox.exceptions import (
+    WolkvoxInputError,
+    WolkvoxQuotaExceededError,
+    WolkvoxUnreadableIdError,
+)
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
 from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN, simultaneous_refusals
 from tests.testing.helpers import wait_until
@@ -500,3 +504,52 @@ def test_a_window_misplaced_by_a_clock_change_is_caught_by_the_confirmation(
     assert [r.wolkvox_id for r in results] == [by_email[f"c{n}@example.com"] for n in range(50)]
     # The reference, the confirmation that finds the first record, then one look-up for each other.
     assert calls_by_endpoint(server) == {"insertMany.php": 5, "query.php": 1 + 1 + 9, "queryDates.php": 1}
+
+
+def test_one_id_given_for_every_record_of_a_batch_is_no_id(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    same = {"wolkvox_id": "64cb1f0e2a9d4c0012ab34cd"}
+    server.inject(
+        Fault.RESPOND, status=200, body={"code": 200, "error": "null", "msg": "ok", "data": [same] * 3}
+    )
+    results = list(load(client, contacts(3), batch_size=3))
+
+    assert [(r.status, r.wolkvox_id) for r in results] == [(RecordStatus.CREATED_ID_UNKNOWN, None)] * 3
+
+
+HOSTILE_ID = "../../etc\nFAKE LOG LINE"
+
+
+def hostile_id_answer(server: FakeWolkvoxServer) -> None:
+    server.inject(
+        Fault.RESPOND,
+        status=200,
+        body={"code": 200, "error": "null", "msg": "ok", "data": {"wolkvox_id": HOSTILE_ID}},
+        path=api.INSERT_PATH,
+    )
+
+
+def test_a_single_insert_with_an_unreadable_id_is_created_and_never_sent_again(
+    server: FakeWolkvoxServer, client: WolkvoxClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    hostile_id_answer(server)
+    [result] = load(client, contacts(1), single=True)
+
+    assert result.status is RecordStatus.CREATED_ID_UNKNOWN
+    assert result.wolkvox_id is None
+    assert isinstance(result.cause, WolkvoxUnreadableIdError)
+    assert server.calls(api.INSERT_PATH) == 1
+    assert "\nFAKE LOG LINE" not in caplog.text  # quoted escaped, never as a line of its own
+
+
+def test_a_single_insert_with_an_unreadable_id_is_looked_up_by_the_dedupe_field(
+    server: FakeWolkvoxServer, client: WolkvoxClient
+) -> None:
+    [first] = load(client, contacts(1), single=True)
+    hostile_id_answer(server)  # the CRM stored the record (as the first call did), then answered badly
+    [result] = load(client, contacts(1), single=True, dedupe_field="Email")
+
+    assert (result.status, result.wolkvox_id) == (RecordStatus.CREATED, first.wolkvox_id)
+    assert stored_ids(server) == [first.wolkvox_id]
+    assert (server.calls(api.INSERT_PATH), server.calls(api.QUERY_PATH)) == (2, 1)

@@ -7,7 +7,14 @@ import json
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client.envelope import BODY_QUOTE_LIMIT, read_envelope, record_id, record_ids
+from airflow_provider_wolkvox.client.envelope import (
+    BODY_QUOTE_LIMIT,
+    is_record_id,
+    query_records,
+    read_envelope,
+    record_id,
+    record_ids,
+)
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxAuthError,
     WolkvoxBadRequestError,
@@ -18,6 +25,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxQuotaExceededError,
     WolkvoxRateLimitError,
     WolkvoxServerError,
+    WolkvoxUnreadableIdError,
 )
 
 
@@ -30,7 +38,7 @@ def body(code: object, error: object, msg: str, data: object = None) -> str:
 def test_success_envelope_variants(code: object, error: object) -> None:
     text = body(code, error, "Succesfully create record", {"wolkvox_id": "64cb1f0e2a9d4c0012ab34cd"})
     data = read_envelope(200, text, endpoint="insert.php")
-    assert record_id(data, endpoint="insert.php", module="contacts", body=text) == "64cb1f0e2a9d4c0012ab34cd"
+    assert record_id(data, endpoint="insert.php", module="contacts") == "64cb1f0e2a9d4c0012ab34cd"
 
 
 # The documented error table (shared/wolkvox-api.md), row by row.
@@ -126,9 +134,7 @@ def test_non_json_error_status_keeps_its_kind() -> None:
 def test_success_without_an_id_is_malformed(data: object) -> None:
     text = body(200, "null", "Succesfully create record", data)
     with pytest.raises(WolkvoxMalformedResponseError, match="without a wolkvox_id"):
-        record_id(
-            read_envelope(200, text, endpoint="insert.php"), endpoint="insert.php", module=None, body=text
-        )
+        record_id(read_envelope(200, text, endpoint="insert.php"), endpoint="insert.php", module=None)
 
 
 def test_batch_ids_matched_one_to_one_or_not_at_all() -> None:
@@ -138,3 +144,47 @@ def test_batch_ids_matched_one_to_one_or_not_at_all() -> None:
     assert record_ids([*ids[:2], {"id": "x"}], 3) is None
     assert record_ids({"inserted": 3}, 3) is None
     assert record_ids(None, 3) is None
+
+
+@pytest.mark.parametrize(
+    ("wolkvox_id", "accepted"),
+    [
+        ("64cb1f0e2a9d4c0012ab34cd", True),
+        ("abc_DEF-123", True),
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("../../etc\nFAKE LOG LINE", False),
+        ("64cb 1f0e", False),
+        ("64cb1f0e\t", False),
+        ("***", False),
+        ("caf\u00e9", False),
+        ("64cb.1f0e", False),
+        (5, False),
+        (True, False),
+        (["64cb"], False),
+    ],
+)
+def test_ids_are_taken_only_in_a_conservative_form(wolkvox_id: object, accepted: bool) -> None:
+    assert is_record_id(wolkvox_id) is accepted
+    data = {"wolkvox_id": wolkvox_id}
+    if accepted:
+        assert record_id(data, endpoint="insert.php", module="contacts") == wolkvox_id
+        assert record_ids([data], 1) == [wolkvox_id]
+    else:
+        with pytest.raises(
+            WolkvoxUnreadableIdError, match="the record was created, but the id in the answer"
+        ):
+            record_id(data, endpoint="insert.php", module="contacts")
+        assert record_ids([data], 1) is None
+    records = [{**data, "Email": "a@x"}]
+    if accepted:
+        assert query_records(records, "query.php") == records
+    else:
+        with pytest.raises(WolkvoxMalformedResponseError, match="not a list of records with readable ids"):
+            query_records(records, "query.php")
+
+
+def test_one_id_claimed_by_several_records_matches_none_of_them() -> None:
+    same = {"wolkvox_id": "64cb1f0e2a9d4c0012ab34cd"}
+    assert record_ids([same, same, same], 3) is None
+    assert record_ids([same, {"wolkvox_id": "64cb1f0e2a9d4c0012ab34ce"}], 2) is not None

@@ -60,7 +60,6 @@ def test_parser_raises_only_wolkvox_errors_and_never_succeeds_without_an_id(stat
             read_envelope(status, body, endpoint="insert.php", module="contacts"),
             endpoint="insert.php",
             module="contacts",
-            body=body,
         )
     except WolkvoxError as error:  # any other exception fails the test
         failure: WolkvoxError | None = error

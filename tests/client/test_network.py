@@ -176,7 +176,7 @@ def test_a_tls_handshake_that_never_comes_is_a_retried_connection_error_not_an_u
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [
-        (loopback.silent, "no complete answer within the deadline; the request was sent ("),
+        (loopback.silent, "no complete answer within 1 s; the request was sent ("),
         (
             loopback.reset,
             "no answer after the request was sent (ConnectionResetError: Connection reset by peer)",
@@ -215,7 +215,7 @@ def test_the_timeout_bounds_the_whole_wait_for_an_answer(answer: loopback.Answer
         waited = time.monotonic() - started
     assert timeout <= waited < timeout + 1.0
     assert len(server.requests) == 1
-    assert "no complete answer within the deadline" in str(raised.value)
+    assert f"no complete answer within {timeout:g} s" in str(raised.value)
 
 
 @pytest.mark.parametrize(

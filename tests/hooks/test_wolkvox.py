@@ -111,11 +111,23 @@ def test_extras_configure_the_client(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert "TLS verification is off for the wolkvox Connection 'wolkvox_default'" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("timeout", ["0", "-3", "soon", "nan"])
-def test_bad_timeout_is_a_config_error(monkeypatch: pytest.MonkeyPatch, timeout: str) -> None:
+@pytest.mark.parametrize(("timeout", "seconds"), [(None, 60.0), ("", 60.0), ("0.5", 0.5), (3600, 3600.0)])
+def test_a_timeout_up_to_the_maximum_is_taken(
+    monkeypatch: pytest.MonkeyPatch, timeout: object, seconds: float
+) -> None:
     use_connection(monkeypatch, timeout=timeout)
-    with pytest.raises(WolkvoxConfigError, match="timeout must be a positive number"):
+    assert WolkvoxHook().client.timeout == seconds
+
+
+@pytest.mark.parametrize("timeout", ["0", "-3", "soon", "nan", "inf", "1e12", 1e12, 3600.5, True, [30]])
+def test_bad_timeout_is_a_config_error(monkeypatch: pytest.MonkeyPatch, timeout: object) -> None:
+    use_connection(monkeypatch, timeout=timeout)
+    with pytest.raises(WolkvoxConfigError) as raised:
         WolkvoxHook().client  # noqa: B018
+    assert str(raised.value) == (
+        "the wolkvox Connection 'wolkvox_default': extra timeout must be a positive number of seconds, "
+        f"at most 3,600, got {timeout!r}"
+    )
 
 
 def test_insecure_http_is_refused_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,11 +164,75 @@ def test_test_connection_reports_a_refused_token(wolkvox_conn: str, requests_moc
     assert requests_mock.call_count == 1
 
 
-def test_test_connection_reports_a_config_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_connection(monkeypatch, "http://crm0001.wolkvox.com")
-    ok, message = WolkvoxHook().test_connection()
-    assert not ok
-    assert "refusing plain http://" in message
+GOOD_HOST = "crm0001.wolkvox.com"
+# (Host, extras, the message after the Connection's name)
+BAD_SETTINGS = [
+    pytest.param("http://crm0001.wolkvox.com", {}, "refusing plain http://", id="plain-http"),
+    pytest.param(
+        "crm0001.wolkvox.com:99999", {}, "Host 'crm0001.wolkvox.com:99999' has a port out of range", id="port"
+    ),
+    pytest.param(
+        "crm0001.wolkvox.com:80a",
+        {},
+        "Host 'crm0001.wolkvox.com:80a' has a port that is not a number",
+        id="port-text",
+    ),
+    pytest.param("https://[::1", {}, "Host 'https://[::1' is not a server address", id="ipv6"),
+    pytest.param("file:///etc/passwd", {}, "Host 'file:///etc/passwd' has the scheme 'file'", id="scheme"),
+    pytest.param(
+        "crm0001.wolkvox.com/login", {}, "Host 'crm0001.wolkvox.com/login' has a path ('/login')", id="path"
+    ),
+    pytest.param(
+        "crm0001.wolkvox.com?a=1", {}, "Host 'crm0001.wolkvox.com?a=1' has a query string", id="query"
+    ),
+    pytest.param(
+        "ana:s3cret@crm0001.wolkvox.com",
+        {},
+        "Host '***@crm0001.wolkvox.com' has a user name or password",
+        id="userinfo",
+    ),
+    pytest.param(
+        GOOD_HOST,
+        {"timeout": "1e12"},
+        "extra timeout must be a positive number of seconds, at most 3,600, got '1e12'",
+        id="timeout",
+    ),
+]
+
+
+@pytest.mark.parametrize(("host", "extra", "message"), BAD_SETTINGS)
+def test_a_bad_setting_fails_fast_naming_the_connection_before_any_request(
+    monkeypatch: pytest.MonkeyPatch,
+    requests_mock: rm.Mocker,
+    host: str,
+    extra: dict[str, object],
+    message: str,
+) -> None:
+    requests_mock.register_uri(rm.ANY, rm.ANY, json=TOKEN_INFO)
+    use_connection(monkeypatch, host, **extra)
+    with pytest.raises(WolkvoxConfigError) as raised:
+        WolkvoxHook().token_info()
+    assert raised.value.fail_fast
+    assert str(raised.value).startswith(f"the wolkvox Connection 'wolkvox_default': {message}")
+    assert "s3cret" not in str(raised.value)
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(("host", "extra", "message"), BAD_SETTINGS)
+def test_test_connection_reports_a_config_problem_without_a_request(
+    monkeypatch: pytest.MonkeyPatch,
+    requests_mock: rm.Mocker,
+    host: str,
+    extra: dict[str, object],
+    message: str,
+) -> None:
+    requests_mock.register_uri(rm.ANY, rm.ANY, json=TOKEN_INFO)
+    use_connection(monkeypatch, host, **extra)
+    with pytest.raises(WolkvoxConfigError) as raised:
+        WolkvoxHook().client  # noqa: B018
+    assert WolkvoxHook().test_connection() == (False, str(raised.value))
+    assert str(raised.value).startswith(f"the wolkvox Connection 'wolkvox_default': {message}")
+    assert requests_mock.call_count == 0
 
 
 def test_repr_hides_the_token(wolkvox_conn: str) -> None:

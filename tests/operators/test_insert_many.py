@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_wolkvox import api
+from airflow_provider_wolkvox import api, sources
 from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError
 from airflow_provider_wolkvox.operators.insert import WolkvoxInsertManyOperator
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
@@ -206,6 +206,7 @@ def test_bad_input_fails_fast_before_any_request(
         ("list.jsonl", '{"a": 1}\n\n[1, 2]\n', "line 3: a record must be a JSON object, got list"),
         ("ragged.csv", "Nombre,Email\nAna,a@x.co\nBea\n", "line 3: 1 values where the header has 2 columns"),
         ("bytes.jsonl", '{"a": 1}\n{"a": NaN}\n', "record line 2: field 'a': nan is not a JSON number"),
+        ("twice.jsonl", '{"a": 1}\n{"a": 2, "a": 3}\n', "line 2: key 'a' appears 2 times in one object"),
     ],
 )
 def test_bad_files_are_named_by_line_before_any_request(
@@ -216,6 +217,29 @@ def test_bad_files_are_named_by_line_before_any_request(
     with pytest.raises(AirflowFailException) as raised:
         run(records_path=str(path))
     assert message in str(raised.value)
+    assert server.calls() == 0
+
+
+def test_a_records_path_that_is_not_a_regular_file_fails_before_any_request(
+    server: FakeWolkvoxServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "contacts.jsonl"
+    path.mkdir()
+    with pytest.raises(AirflowFailException) as raised:
+        run(records_path=str(path))
+    assert f"cannot open {str(path)!r}: it is a directory, not a regular file" in str(raised.value)
+    assert server.calls() == 0
+
+
+def test_a_line_over_the_limit_fails_before_any_request(
+    server: FakeWolkvoxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 1024)
+    path = tmp_path / "contacts.jsonl"
+    path.write_text(json.dumps(rows(1)[0]) + "\n" + json.dumps({"Nota": "x" * 2048}) + "\n", encoding="utf-8")
+    with pytest.raises(AirflowFailException) as raised:
+        run(records_path=str(path))
+    assert f"{path} line 2: longer than 1,024 bytes, the most a line may hold" in str(raised.value)
     assert server.calls() == 0
 
 
