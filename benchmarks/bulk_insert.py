@@ -70,8 +70,9 @@ from _harness import (
 )
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import BulkLoad, LoadOptions, RecordStatus, WolkvoxClient
+from airflow_provider_wolkvox.client import WolkvoxClient
 from airflow_provider_wolkvox.fields import encode_json
+from airflow_provider_wolkvox.loads import BulkLoad, LoadOptions, RecordStatus
 from airflow_provider_wolkvox.sources import check_records_file, read_records
 
 # The latency (ms) whose figures are judged against the targets; the others are reported.

@@ -65,7 +65,8 @@ from _harness import (
 )
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import BulkLoad, LoadOptions, RecordResult, RecordStatus, WolkvoxClient
+from airflow_provider_wolkvox.client import WolkvoxClient
+from airflow_provider_wolkvox.loads import BulkLoad, LoadOptions, RecordResult, RecordStatus
 from airflow_provider_wolkvox.testing import Fault
 
 DEDUPE_FIELD = "Email"

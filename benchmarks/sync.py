@@ -51,9 +51,10 @@ from _harness import (
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client import WolkvoxClient
-from airflow_provider_wolkvox.client.sync import SyncOptions, UpsertLoad
-from airflow_provider_wolkvox.client.sync.state import StateHeader, field_hashes, write_state
+from airflow_provider_wolkvox.loads.sync import SyncLoad, SyncOptions
+from airflow_provider_wolkvox.loads.sync.state import StateHeader, field_hashes, write_state
 from airflow_provider_wolkvox.sources import read_records
+from airflow_provider_wolkvox.state_file import StateFile
 
 KEY = "Email"
 PATHS = (api.QUERY_PATH, api.QUERY_DATES_PATH, api.INSERT_MANY_PATH, api.UPDATE_PATH)
@@ -76,8 +77,13 @@ def run_sync(server: ServerProcess, records: list[dict[str, Any]], state: str) -
     calls_before = {path: server.calls(path) for path in PATHS}
     with WolkvoxClient(server.url, TOKEN) as client:
         started = time.perf_counter()
-        load = UpsertLoad(
-            client, OPERATION, MODULE, lambda: enumerate(records), SyncOptions(KEY), state_path=state
+        load = SyncLoad(
+            client,
+            OPERATION,
+            MODULE,
+            lambda: enumerate(records),
+            SyncOptions(key_field=KEY),
+            state=StateFile(state),
         )
         outcomes = Counter(result.status.value for result in load)
         seconds = time.perf_counter() - started
@@ -154,16 +160,16 @@ def unchanged_sync(url: str, folder: str, keys: int) -> dict[str, float]:
         for n in range(keys):
             out.write(json.dumps(contact(n), ensure_ascii=False) + "\n")
     rows = ((contact(n)[KEY], f"{n:024x}", field_hashes(contact(n))) for n in range(keys))
-    write_state(str(state_path), StateHeader(OPERATION, MODULE, KEY, keys), rows)
+    write_state(StateFile(str(state_path)), StateHeader(OPERATION, MODULE, KEY, keys), rows)
     started = time.perf_counter()
     with WolkvoxClient(url, TOKEN) as client:
-        load = UpsertLoad(
+        load = SyncLoad(
             client,
             OPERATION,
             MODULE,
             lambda: read_records(str(input_path)),
-            SyncOptions(KEY),
-            state_path=str(state_path),
+            SyncOptions(key_field=KEY),
+            state=StateFile(str(state_path)),
         )
         unchanged = sum(result.status.value == "unchanged" for result in load)
         calls = client.calls

@@ -27,10 +27,11 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from airflow_provider_wolkvox import PACKAGE_NAME
-from airflow_provider_wolkvox.client.results import RecordResult, RecordStatus
-from airflow_provider_wolkvox.client.sync.state import STATE_FORMAT, StateHeader, read_state, write_state
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
+from airflow_provider_wolkvox.loads.results import RecordResult, RecordStatus
+from airflow_provider_wolkvox.loads.sync.state import STATE_FORMAT, StateHeader, read_state, write_state
 from airflow_provider_wolkvox.operators.quota import QuotaWaits, now
+from airflow_provider_wolkvox.state_file import StateFile
 from airflow_provider_wolkvox.testing.__main__ import _parser as fake_command_parser
 from tests.conftest import REPO_ROOT
 
@@ -184,13 +185,13 @@ def check_json_sample(value: Any, scratch: Path) -> None:
     elif isinstance(value, dict) and value.get("format") == STATE_FORMAT:  # a sync state's first line
         state.write_text(json.dumps(value) + "\n", encoding="utf-8")
         expected = StateHeader(value["operation"], value["module"], value["key_field"], value["module_size"])
-        assert read_state(str(state), expected)[0] == expected
+        assert read_state(StateFile(str(state)), expected)[0] == expected
     elif isinstance(value, dict) and value.keys() >= {"key", "wolkvox_id"}:  # a sync state's key line
         header = StateHeader("demo", "contacts", "Email")
-        write_state(str(state), header, [])
+        write_state(StateFile(str(state)), header, [])
         with state.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(value) + "\n")
-        rows = list(read_state(str(state), header)[1])
+        rows = list(read_state(StateFile(str(state)), header)[1])
         assert rows == [(value["key"], value["wolkvox_id"], value.get("fields"))]
     elif isinstance(value, list) and value and "calls_left_to_make" in value[0]:  # the quota_waits XCom
         waits = QuotaWaits(try_number=1)

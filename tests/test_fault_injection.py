@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import RecordResult, RecordStatus
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxBadRequestError,
     WolkvoxError,
@@ -24,6 +23,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxQuotaExceededError,
 )
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
+from airflow_provider_wolkvox.loads import RecordResult, RecordStatus
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
 from tests.conftest import OPERATION, TOKEN
 from tests.testing.helpers import wait_until

@@ -1,29 +1,13 @@
-"""The client layer: HTTP, envelope, errors, retries, the token gate and bulk loads. No Airflow tasks."""
+"""The HTTP client of the wolkvox API: the session, the envelope, errors, retries, the token gate, redaction.
+
+It knows nothing of loads or syncs (``loads/`` builds on it), and of Airflow only the exception base
+class every provider error derives from.
+"""
 
 from __future__ import annotations
 
-from airflow_provider_wolkvox.client.bulk import BulkLoad
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.journal import Journal
-from airflow_provider_wolkvox.client.options import LoadOptions
-from airflow_provider_wolkvox.client.results import (
-    InsertManyResult,
-    LoadSummary,
-    RecordResult,
-    RecordStatus,
-    TokenInfo,
-)
+from airflow_provider_wolkvox.client.envelope import TokenInfo
 from airflow_provider_wolkvox.client.retry import RetryPolicy
 
-__all__ = [
-    "BulkLoad",
-    "InsertManyResult",
-    "Journal",
-    "LoadOptions",
-    "LoadSummary",
-    "RecordResult",
-    "RecordStatus",
-    "RetryPolicy",
-    "TokenInfo",
-    "WolkvoxClient",
-]
+__all__ = ["RetryPolicy", "TokenInfo", "WolkvoxClient"]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_wolkvox import __version__, api
 from airflow_provider_wolkvox.client.envelope import (
+    TokenInfo,
     query_records,
     read_envelope,
     record_id,
@@ -23,7 +24,6 @@ from airflow_provider_wolkvox.client.envelope import (
 )
 from airflow_provider_wolkvox.client.gate import gate_for
 from airflow_provider_wolkvox.client.redaction import REDACTED, Redactor, check_token
-from airflow_provider_wolkvox.client.results import TokenInfo
 from airflow_provider_wolkvox.client.retry import RetryPolicy, is_retryable
 from airflow_provider_wolkvox.client.settings import check_timeout
 from airflow_provider_wolkvox.exceptions import (
@@ -49,11 +49,6 @@ DEFAULT_TIMEOUT = 60.0
 GATEWAY_STATUSES = frozenset({502, 504})
 #: Seconds to wait for the TCP/TLS connection; longer waits mean the host is unreachable.
 CONNECT_TIMEOUT = 10.0
-#: The largest answer read, in bytes: an insertMany answer of 10,000 ids is about 0.5 MB, a page of
-#: 1,000 queried records a few MB. A larger answer fails the request unread (docs/connection.md).
-MAX_ANSWER_BYTES = 32 * 1024 * 1024
-# Bytes read from the socket at a time.
-_READ_CHUNK = 64 * 1024
 USER_AGENT = f"airflow-provider-wolkvox/{__version__}"
 
 
@@ -306,7 +301,7 @@ class WolkvoxClient:
         when the request started. The answer is read whole within the deadline and ``MAX_ANSWER_BYTES``."""
         import requests  # loaded by __init__ already
 
-        from airflow_provider_wolkvox.client.session import network_error
+        from airflow_provider_wolkvox.client.session import network_error, read_answer, text_encoding
 
         with self._calls_lock:
             if self._call_limit is not None and self._calls >= self._call_limit:
@@ -327,7 +322,7 @@ class WolkvoxClient:
                     response = self._session.send(
                         prepared, timeout=self._socket_timeouts, allow_redirects=False, stream=True
                     )
-                    content = _read_answer(response)
+                    content = read_answer(response)
                 except requests.RequestException as exc:
                     failure = exc
         where = f"wolkvox {endpoint} at {self.base_url}" + (f" (module {module!r})" if module else "")
@@ -355,7 +350,7 @@ class WolkvoxClient:
                 endpoint=endpoint,
                 module=module,
             )
-        text = content.decode(_encoding(response), errors="replace")
+        text = content.decode(text_encoding(response), errors="replace")
         return response.status_code, self.redactor.text(text), started
 
     def _prepared(self, method: str, path: str, params: dict[str, str] | None) -> requests.PreparedRequest:
@@ -374,39 +369,6 @@ class WolkvoxClient:
             ).prepare()
             self._templates[key] = template
         return template.copy()
-
-
-def _read_answer(response: requests.Response) -> bytearray | str:
-    """The body of ``response`` as sent, or why it is not read: a ``Content-Encoding`` the client did
-    not ask for, or more than ``MAX_ANSWER_BYTES``. A body not read is dropped with its connection."""
-    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-    declared = response.headers.get("Content-Length", "").strip()
-    refusal = None
-    if encoding not in ("", "identity"):
-        refusal = f"with a body in Content-Encoding {encoding[:40]!r}, which the client did not ask for"
-    elif declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-        refusal = f"with a body of {int(declared):,} bytes, over the {MAX_ANSWER_BYTES:,} the client reads"
-    content = bytearray()
-    if refusal is None:
-        for chunk in response.iter_content(_READ_CHUNK):
-            content += chunk
-            if len(content) > MAX_ANSWER_BYTES:
-                refusal = f"with a body over the {MAX_ANSWER_BYTES:,} bytes the client reads"
-                break
-    if refusal is not None:
-        response.close()
-        return refusal
-    return content
-
-
-def _encoding(response: requests.Response) -> str:
-    """The text encoding of an answer: its charset, else UTF-8 (JSON's)."""
-    import codecs
-
-    try:
-        return codecs.lookup(response.encoding or "utf-8").name
-    except LookupError:
-        return "utf-8"
 
 
 def _name(path: str) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client.results import TokenInfo
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxAuthError,
     WolkvoxBadRequestError,
@@ -36,6 +36,17 @@ _STATUS_BY_ERROR = {api.ERROR_UNAUTHORIZED: 401, api.ERROR_FORBIDDEN: 403}
 #: The record ids accepted (docs/connection.md): letters, digits, ``-`` and ``_``, at most 64; the CRM
 #: sends 24 hexadecimal characters.
 RECORD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """The token's daily quota figures, from ``tokenInformation.php``."""
+
+    token_limit: int
+    token_use_today: int
+    calls_left: int
+    hours_to_reset: float | None
+    description: str | None = None
 
 
 def read_envelope(

@@ -12,6 +12,7 @@ errors) into the provider's: could not connect, TLS refused before sending, or s
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import http.client
 import ssl
@@ -42,6 +43,11 @@ from airflow_provider_wolkvox.exceptions import (
 # redirect would carry the token header to wherever it points.
 NO_RETRIES = Retry(0, read=False, redirect=False)
 
+#: The largest answer read, in bytes: an insertMany answer of 10,000 ids is about 0.5 MB, a page of
+#: 1,000 queried records a few MB. A larger answer fails the request unread (docs/connection.md).
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+# Bytes read from the socket at a time.
+_READ_CHUNK = 64 * 1024
 # Characters of the innermost error's own text that a message quotes.
 _REASON_LIMIT = 120
 
@@ -321,3 +327,34 @@ def _reason(cause: BaseException) -> str:
     if len(text) > _REASON_LIMIT:
         text = text[:_REASON_LIMIT] + "…"
     return type(cause).__name__ + (f": {text}" if text else "")
+
+
+def read_answer(response: requests.Response) -> bytearray | str:
+    """The body of ``response`` as sent, or why it is not read: a ``Content-Encoding`` the client did
+    not ask for, or more than ``MAX_ANSWER_BYTES``. A body not read is dropped with its connection."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    declared = response.headers.get("Content-Length", "").strip()
+    refusal = None
+    if encoding not in ("", "identity"):
+        refusal = f"with a body in Content-Encoding {encoding[:40]!r}, which the client did not ask for"
+    elif declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        refusal = f"with a body of {int(declared):,} bytes, over the {MAX_ANSWER_BYTES:,} the client reads"
+    content = bytearray()
+    if refusal is None:
+        for chunk in response.iter_content(_READ_CHUNK):
+            content += chunk
+            if len(content) > MAX_ANSWER_BYTES:
+                refusal = f"with a body over the {MAX_ANSWER_BYTES:,} bytes the client reads"
+                break
+    if refusal is not None:
+        response.close()
+        return refusal
+    return content
+
+
+def text_encoding(response: requests.Response) -> str:
+    """The text encoding of an answer: its charset, else UTF-8 (JSON's)."""
+    try:
+        return codecs.lookup(response.encoding or "utf-8").name
+    except LookupError:
+        return "utf-8"

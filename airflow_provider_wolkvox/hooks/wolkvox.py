@@ -1,10 +1,11 @@
-"""WolkvoxHook: an Airflow Connection turned into a configured wolkvox client."""
+"""WolkvoxHook: an Airflow Connection turned into a configured wolkvox client, and the front door
+to each operation: single calls on the client, bulk loads and syncs on the engines of ``loads/``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
@@ -12,23 +13,34 @@ from airflow_provider_wolkvox import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_wolkvox.client import RetryPolicy, TokenInfo, WolkvoxClient
 from airflow_provider_wolkvox.client.client import DEFAULT_TIMEOUT
 from airflow_provider_wolkvox.client.host import base_url_from_host
-from airflow_provider_wolkvox.client.journal import Journal
-from airflow_provider_wolkvox.client.options import LoadOptions
-from airflow_provider_wolkvox.client.records import ContentKeys, PreparedRecord, check_module
 from airflow_provider_wolkvox.client.redaction import token_forms
-from airflow_provider_wolkvox.client.sender import Sender
 from airflow_provider_wolkvox.client.settings import check_timeout
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxConfigError,
     WolkvoxError,
     WolkvoxInputError,
-    WolkvoxUnreadableIdError,
 )
 from airflow_provider_wolkvox.fields import prepare_record
-from airflow_provider_wolkvox.hooks.loads import LoadMethods
+from airflow_provider_wolkvox.loads import (
+    BulkLoad,
+    InsertManyResult,
+    Journal,
+    LoadOptions,
+    RecordResult,
+    SyncLoad,
+    SyncOptions,
+    SyncSource,
+    UpsertResult,
+    check_module,
+    insert_one,
+    sync_source,
+)
+from airflow_provider_wolkvox.state_file import StateFile
+
+Options = TypeVar("Options", LoadOptions, SyncOptions)
 
 
-class WolkvoxHook(LoadMethods, BaseHook):
+class WolkvoxHook(BaseHook):
     """Interact with the wolkvox CRM API.
 
     The Connection's Host is the CRM server (``crm0001.wolkvox.com``), its Password the
@@ -148,21 +160,123 @@ class WolkvoxHook(LoadMethods, BaseHook):
             returns the id an earlier one created instead of creating the record again.
         :raises WolkvoxOutcomeUnknownError: the record may or may not have been created.
         """
-        prepared, body = prepare_record(fields)
-        options = LoadOptions(single=True, max_in_flight=1, dedupe_field=dedupe_field)
-        module = check_module(module)
-        sender = Sender(self.client, self.operation_for(operation), module, options, journal)
-        record = PreparedRecord(0, prepared, body)
-        if journal is None:
-            [result] = sender.send([record])
-        else:
-            [result] = sender.send_recalled([ContentKeys(module).assign(record)])
-        if result.wolkvox_id is None:
-            raise result.cause or WolkvoxUnreadableIdError(
-                f"wolkvox insert.php (module {module!r}): an earlier try created the record, but its id "
-                "was unreadable; it is not created again"
-            )
-        return result.wolkvox_id
+        return insert_one(
+            self.client,
+            self.operation_for(operation),
+            check_module(module),
+            fields,
+            dedupe_field=dedupe_field,
+            journal=journal,
+        )
+
+    def iter_insert_many(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        operation: str | None = None,
+        total: int | None = None,
+        journal: Journal | None = None,
+        options: LoadOptions | None = None,
+        **settings: Any,
+    ) -> BulkLoad:
+        """A bulk load to iterate: one result per record, in input order, as records settle.
+
+        Takes what :meth:`insert_many` takes; use this form to stream results (e.g. to a file)
+        instead of holding them all.
+
+        :param journal: notes progress so that a later try of the task recognises the records this
+            one created (see :mod:`airflow_provider_wolkvox.loads.journal`).
+        :param options: the settings as one :class:`~airflow_provider_wolkvox.loads.LoadOptions`,
+            instead of keywords.
+        """
+        options = _options(LoadOptions, options, settings)
+        operation = self.operation_for(operation)
+        load = BulkLoad(
+            self.client, operation, check_module(module), records, options, total=total, journal=journal
+        )
+        if options.quota_check:
+            load.check_quota(self.client.token_info(operation))
+        return load
+
+    def insert_many(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        operation: str | None = None,
+        total: int | None = None,
+        **settings: Any,
+    ) -> InsertManyResult:
+        """Create many records of ``module``; every input record gets a result, in input order.
+
+        :param records: mappings of field label → value; any iterable, read lazily.
+        :param total: the number of records when ``records`` has no length (progress, quota check).
+        :param settings: how to send, by keyword: ``batch_size``, ``single``, ``max_in_flight``,
+            ``dedupe_field``, ``progress_interval``, ``quota_check``; see
+            :class:`~airflow_provider_wolkvox.loads.LoadOptions` for each.
+        :raises WolkvoxInputError: a bad record or setting; for a lazy input found mid-load, the
+            error's ``results`` holds the results of every record before it.
+        """
+        load = self.iter_insert_many(module, records, operation=operation, total=total, **settings)
+        results: list[RecordResult] = []
+        try:
+            results.extend(load)
+        except WolkvoxInputError as error:
+            error.results = results
+            raise
+        return InsertManyResult(results, load.summary)
+
+    def iter_upsert_many(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]] | SyncSource,
+        *,
+        operation: str | None = None,
+        state_path: str | None = None,
+        journal: Journal | None = None,
+        options: SyncOptions | None = None,
+        **settings: Any,
+    ) -> SyncLoad:
+        """A sync to iterate: a result per record, in input order. Takes what :meth:`upsert_many` takes.
+
+        :param records: the records, or a function giving a fresh pass of ``(label, record)`` pairs
+            over them on each call (a file read afresh; see
+            :data:`~airflow_provider_wolkvox.loads.SyncSource`).
+        :param options: the settings as one :class:`~airflow_provider_wolkvox.loads.SyncOptions`.
+        """
+        options = _options(SyncOptions, options, settings)
+        return SyncLoad(
+            self.client,
+            self.operation_for(operation),
+            check_module(module),
+            records if callable(records) else sync_source(records),
+            options,
+            state=None if state_path is None else StateFile(state_path),
+            journal=journal,
+        )
+
+    def upsert_many(
+        self,
+        module: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        operation: str | None = None,
+        state_path: str | None = None,
+        **settings: Any,
+    ) -> UpsertResult:
+        """Create, update or skip each record of ``module`` by a key field; one result each, in input order.
+
+        :param state_path: a sync state file (local path or ``ObjectStoragePath`` URL): keys known
+            there cost no look-up, and unchanged records no call; written whole at the end.
+        :param settings: by keyword: ``key_field`` (required), ``mode``, ``lookup``, ``refresh``,
+            ``batch_size``, ``max_in_flight``, ``progress_interval``; see
+            :class:`~airflow_provider_wolkvox.loads.SyncOptions` for each.
+        :raises WolkvoxInputError: a bad record or setting, a record without its key or a key given
+            twice, before anything is sent.
+        """
+        load = self.iter_upsert_many(module, records, operation=operation, state_path=state_path, **settings)
+        return UpsertResult(list(load), load.summary, load.plan)
 
     def update(
         self, module: str, wolkvox_id: str, fields: Mapping[str, Any], *, operation: str | None = None
@@ -211,6 +325,15 @@ class WolkvoxHook(LoadMethods, BaseHook):
         if raw in (None, ""):
             return DEFAULT_TIMEOUT
         return check_timeout(raw, owner=self._owner, field="extra timeout")
+
+
+def _options(kind: type[Options], given: Options | None, settings: dict[str, Any]) -> Options:
+    """The options of one call: ``given`` whole, or built from the keywords."""
+    if given is None:
+        return kind(**settings)
+    if settings:
+        raise WolkvoxInputError(f"give options= or the settings {sorted(settings)} as keywords, not both")
+    return given
 
 
 def _flag(extras: Mapping[str, Any], name: str, *, default: bool) -> bool:

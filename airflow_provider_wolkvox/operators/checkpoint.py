@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import Any
 
-from airflow_provider_wolkvox.client.journal import Journal
+from airflow_provider_wolkvox.loads import Journal
 
 
 class _SerialStore:

@@ -11,12 +11,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import RecordResult, TokenInfo
-from airflow_provider_wolkvox.client.bulk import BulkLoad
-from airflow_provider_wolkvox.client.journal import Journal
-from airflow_provider_wolkvox.client.options import DEFAULT_BATCH_SIZE, LoadOptions
-from airflow_provider_wolkvox.hooks.loads import check_quota
+from airflow_provider_wolkvox.client import TokenInfo
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
+from airflow_provider_wolkvox.loads import DEFAULT_BATCH_SIZE, BulkLoad, Journal, LoadOptions, RecordResult
 from airflow_provider_wolkvox.operators.arguments import (
     RendersJsonArguments,
     mapping_argument,
@@ -24,7 +21,7 @@ from airflow_provider_wolkvox.operators.arguments import (
 )
 from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
 from airflow_provider_wolkvox.operators.lineage import LineageTarget, record_outlet_counts
-from airflow_provider_wolkvox.operators.loads import Load, RecordsLoadOperator, WolkvoxLineage
+from airflow_provider_wolkvox.operators.loads import RecordsLoadOperator, WolkvoxLineage
 from airflow_provider_wolkvox.sources import check_records_file
 
 if TYPE_CHECKING:
@@ -133,30 +130,30 @@ class WolkvoxInsertManyOperator(RecordsLoadOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(module=module, records=records, records_path=records_path, **kwargs)
-        self.load_options = LoadOptions(batch_size, single, max_in_flight, dedupe_field)
+        self.load_options = LoadOptions(
+            batch_size=batch_size, single=single, max_in_flight=max_in_flight, dedupe_field=dedupe_field
+        )
         self.quota_check = quota_check
 
-    def start(self, hook: WolkvoxHook, journal: Journal | None) -> BulkLoad:
+    def start(self, hook: WolkvoxHook, journal: Journal | None, quota: TokenInfo | None) -> BulkLoad:
         if self.records_path is None:
             records: Iterable[Mapping[str, Any]] = self.in_memory_records()
             total = None
         else:
             total = check_records_file(self.records_path, encoding=self.encoding)
             records = (record for _, record in self.file_records())
-        return hook.bulk_load(
+        load = hook.iter_insert_many(
             self.module,
             records,
-            self.load_options,
             operation=self.operation,
             total=total,
             journal=journal,
+            options=self.load_options,
         )
-
-    def before_sending(self, hook: WolkvoxHook, load: Load, quota: TokenInfo | None) -> None:
         # Waiting for the quota, a load sends what today's quota allows: there is nothing to refuse.
         if self.quota_check and self.on_quota_exhausted == "fail":
-            assert isinstance(load, BulkLoad)
-            check_quota(load, quota or hook.token_info(operation=self.operation), reserve=self.quota_reserve)
+            load.check_quota(quota or hook.token_info(operation=self.operation), reserve=self.quota_reserve)
+        return load
 
     def returned(self, results: list[RecordResult]) -> list[str | None]:
         return [result.wolkvox_id for result in results]

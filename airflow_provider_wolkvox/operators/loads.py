@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
-from airflow_provider_wolkvox.client import LoadSummary, RecordResult, RecordStatus, TokenInfo
-from airflow_provider_wolkvox.client.journal import Journal
+from airflow_provider_wolkvox.client import TokenInfo
 from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError, WolkvoxQuotaExceededError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
+from airflow_provider_wolkvox.loads import Journal, LoadSummary, RecordResult, RecordStatus
 from airflow_provider_wolkvox.operators.arguments import (
     RendersJsonArguments,
     sequence_argument,
@@ -139,8 +139,11 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         self.failed_records_limit = failed_records_limit
         self.encoding = encoding
 
-    def start(self, hook: WolkvoxHook, journal: Journal | None) -> Load:
-        """The load to run, built from this task's arguments (nothing sent yet)."""
+    def start(self, hook: WolkvoxHook, journal: Journal | None, quota: TokenInfo | None) -> Load:
+        """The load to run, built from this task's arguments and checked (nothing sent yet).
+
+        :param quota: the token's quota figures, when the task read them already.
+        """
         raise NotImplementedError
 
     def returned(self, results: list[RecordResult]) -> Any:
@@ -161,9 +164,6 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
     def resume_after_quota(self, context: Context, event: Any = None, carried: Any = None) -> Any:
         """Runs the load again after a quota wait: the journal skips what the earlier runs created."""
         return self._load(context, carried or {})
-
-    def before_sending(self, hook: WolkvoxHook, load: Load, quota: TokenInfo | None) -> None:
-        """Checks a subclass makes with the load built (and the quota, if read), before any request."""
 
     def _load(self, context: Context, carried: dict[str, Any] | None = None) -> Any:
         hook = WolkvoxHook(self.wolkvox_conn_id)
@@ -193,8 +193,7 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
                 hook.client.limit_calls(
                     max(quota.calls_left - self.quota_reserve, 0), reserve=self.quota_reserve
                 )
-            load = self.start(hook, journal)
-            self.before_sending(hook, load, quota)
+            load = self.start(hook, journal, quota)
             try:
                 kept, failed = self._consume(load, resumable=resumable)
             except WolkvoxQuotaExceededError as error:  # a sync's look-ups met the quota

@@ -13,7 +13,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_wolkvox.client.results import TokenInfo
+from airflow_provider_wolkvox.client import TokenInfo
 
 QUOTA_WAITS_KEY = "wolkvox_load/quota_waits"
 ON_QUOTA_EXHAUSTED = ("fail", "wait")

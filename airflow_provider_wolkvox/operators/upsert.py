@@ -6,11 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import RecordResult
-from airflow_provider_wolkvox.client.journal import Journal
-from airflow_provider_wolkvox.client.options import DEFAULT_BATCH_SIZE
-from airflow_provider_wolkvox.client.sync import SyncOptions, UpsertLoad
+from airflow_provider_wolkvox.client import TokenInfo
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
+from airflow_provider_wolkvox.loads import DEFAULT_BATCH_SIZE, Journal, RecordResult, SyncLoad, SyncOptions
 from airflow_provider_wolkvox.operators.loads import RecordsLoadOperator
 
 
@@ -77,22 +75,27 @@ class WolkvoxUpsertOperator(RecordsLoadOperator):
 
     def _options(self) -> SyncOptions:
         return SyncOptions(
-            self.key_field, self.mode, self.lookup, self.refresh, self.batch_size, self.max_in_flight
+            key_field=self.key_field,
+            mode=self.mode,
+            lookup=self.lookup,
+            refresh=self.refresh,
+            batch_size=self.batch_size,
+            max_in_flight=self.max_in_flight,
         )
 
-    def start(self, hook: WolkvoxHook, journal: Journal | None) -> UpsertLoad:
+    def start(self, hook: WolkvoxHook, journal: Journal | None, quota: TokenInfo | None) -> SyncLoad:
         if self.records_path is None:
             records = self.in_memory_records()
             source: Any = lambda: enumerate(records)  # noqa: E731 - a fresh pass on each call
         else:
             source = lambda: ((f"line {line}", record) for line, record in self.file_records())  # noqa: E731
-        return hook.sync_load(
+        return hook.iter_upsert_many(
             self.module,
             source,
-            self._options(),
             operation=self.operation,
             state_path=self.state_path,
             journal=journal,
+            options=self._options(),
         )
 
     def returned(self, results: list[RecordResult]) -> dict[str, str]:

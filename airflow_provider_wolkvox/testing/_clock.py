@@ -13,7 +13,7 @@ from airflow_provider_wolkvox.api import CRM_DATETIME_FORMAT
 _HOUR = 3600
 
 
-class CrmClock:
+class FakeClock:
     """The CRM's wall clock: UTC plus a fixed offset, whatever the clock of the machine running the fake.
 
     :param utc_offset_hours: hours added to UTC, strictly between -24 and 24.
@@ -64,7 +64,7 @@ class MidnightRestart:
     :param clock: the CRM's clock.
     """
 
-    def __init__(self, clock: CrmClock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self._clock = clock
         self._next = _midnight_after(clock.now())
 

@@ -44,7 +44,7 @@ from airflow_provider_wolkvox.api import (
     UPDATE_PATH,
 )
 from airflow_provider_wolkvox.testing._accounts import Account, Accounts
-from airflow_provider_wolkvox.testing._requestlog import Exchange
+from airflow_provider_wolkvox.testing._requestlog import LoggedRequest
 from airflow_provider_wolkvox.testing._store import InvalidRecord, Record, RecordStore
 from airflow_provider_wolkvox.testing._wire import Refusal, Reply, json_reply
 
@@ -61,7 +61,7 @@ _MSG_NOT_A_JSON_OBJECT = "THE BODY MUST BE A JSON OBJECT"
 ERROR_METHOD_NOT_ALLOWED = "METHOD NOT ALLOWED"
 
 #: An endpoint: (the token's account, the query string, the body, the request's log notes) to the answer.
-Endpoint = Callable[[Account, str, bytes, Exchange], Reply]
+Endpoint = Callable[[Account, str, bytes, LoggedRequest], Reply]
 
 
 def _missing(value: Any) -> bool:
@@ -173,7 +173,7 @@ class Endpoints:
         return _listed(self._store.records(operation, module))
 
     def _parameters(
-        self, account: Account, source: Mapping[str, Any], exchange: Exchange, *names: str
+        self, account: Account, source: Mapping[str, Any], exchange: LoggedRequest, *names: str
     ) -> list[Any]:
         """Check ``operation`` and ``names`` in ``source``, and ``module`` when named; return their values."""
         values = [source.get(name) for name in ("operation", *names)]
@@ -191,7 +191,7 @@ class Endpoints:
         return values[1:]
 
     def _store_records(
-        self, account: Account, module: str, records: list[Any], exchange: Exchange, *, numbered: bool
+        self, account: Account, module: str, records: list[Any], exchange: LoggedRequest, *, numbered: bool
     ) -> list[str]:
         exchange.record_count = len(records)
         with _bad_request():
@@ -199,14 +199,14 @@ class Endpoints:
         exchange.ids = tuple(ids)
         return ids
 
-    def _insert(self, account: Account, query: str, body: bytes, exchange: Exchange) -> Reply:
+    def _insert(self, account: Account, query: str, body: bytes, exchange: LoggedRequest) -> Reply:
         module, fields = self._parameters(account, _json_object(body), exchange, "module", "fields")
         if not isinstance(fields, dict):
             raise _invalid("fields", "AN OBJECT")
         (new_id,) = self._store_records(account, module, [fields], exchange, numbered=False)
         return _succeeded(_MSG_CREATED, {ID_FIELD: new_id})
 
-    def _insert_many(self, account: Account, query: str, body: bytes, exchange: Exchange) -> Reply:
+    def _insert_many(self, account: Account, query: str, body: bytes, exchange: LoggedRequest) -> Reply:
         module, records = self._parameters(account, _json_object(body), exchange, "module", "fields")
         if not isinstance(records, list):
             raise _invalid("fields", "AN ARRAY OF OBJECTS")
@@ -214,7 +214,7 @@ class Endpoints:
         data: Any = [{ID_FIELD: new_id} for new_id in ids] if self.insert_many_ids else {"inserted": len(ids)}
         return _succeeded(_MSG_CREATED_MANY, data)
 
-    def _query(self, account: Account, query: str, body: bytes, exchange: Exchange) -> Reply:
+    def _query(self, account: Account, query: str, body: bytes, exchange: LoggedRequest) -> Reply:
         module, label, value = self._parameters(
             account, _json_object(body), exchange, "module", "field", "value"
         )
@@ -222,7 +222,7 @@ class Endpoints:
             raise _invalid("field", "TEXT")
         return _listed(self._store.query(account.operation, module, label, value))
 
-    def _query_dates(self, account: Account, query: str, body: bytes, exchange: Exchange) -> Reply:
+    def _query_dates(self, account: Account, query: str, body: bytes, exchange: LoggedRequest) -> Reply:
         source = _json_object(body)
         if source.get("date") is not True:  # the vendor's page: "date" must be true
             raise Refusal(400, ERROR_BAD_REQUEST, MSG_MISSING_PARAMETERS)
@@ -241,7 +241,7 @@ class Endpoints:
         )
         return _listed(found)
 
-    def _update(self, account: Account, query: str, body: bytes, exchange: Exchange) -> Reply:
+    def _update(self, account: Account, query: str, body: bytes, exchange: LoggedRequest) -> Reply:
         module, record_id, fields = self._parameters(
             account, _json_object(body), exchange, "module", REQUEST_ID_PARAMETER, "fields"
         )
@@ -255,7 +255,7 @@ class Endpoints:
         exchange.ids = (record_id,)
         return _succeeded(_MSG_EDITED, {ID_FIELD: record_id})
 
-    def _delete(self, account: Account, query: str, body: bytes, exchange: Exchange) -> Reply:
+    def _delete(self, account: Account, query: str, body: bytes, exchange: LoggedRequest) -> Reply:
         module, ids, multiple = self._parameters(
             account, _json_object(body), exchange, "module", REQUEST_ID_PARAMETER, "multiple"
         )
@@ -272,7 +272,7 @@ class Endpoints:
         exchange.ids = tuple(deleted)
         return _succeeded(_MSG_DELETED, {"deleted": len(deleted)})
 
-    def _token_info(self, account: Account, query: str, body: bytes, exchange: Exchange) -> Reply:
+    def _token_info(self, account: Account, query: str, body: bytes, exchange: LoggedRequest) -> Reply:
         self._parameters(account, _query_parameters(query), exchange)
         limit, used, hours = self._accounts.figures(account)
         data = {

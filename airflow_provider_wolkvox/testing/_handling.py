@@ -17,7 +17,7 @@ from airflow_provider_wolkvox.api import (
 from airflow_provider_wolkvox.testing._accounts import Account, Accounts
 from airflow_provider_wolkvox.testing._endpoints import RECORDS_PATH, Endpoints, method_refusal
 from airflow_provider_wolkvox.testing._faults import Fault, FaultSchedule, Injection
-from airflow_provider_wolkvox.testing._requestlog import Exchange, RequestLog
+from airflow_provider_wolkvox.testing._requestlog import LoggedRequest, RequestLog
 from airflow_provider_wolkvox.testing._wire import Refusal, Reply
 
 _TOKEN_KEY = TOKEN_HEADER.lower()
@@ -53,7 +53,7 @@ class RequestHandling:
             return self._endpoints.list_records(method, query)
         token = headers.get(_TOKEN_KEY) or None
         account = self._accounts.get(token)
-        exchange = Exchange(method, path, None if account is None else account.operation)
+        exchange = LoggedRequest(method, path, None if account is None else account.operation)
         reply: Reply | None
         try:
             admitted, injection = self._admit(method, path, token, account)
@@ -80,7 +80,13 @@ class RequestHandling:
         return reply
 
     def _store_later(
-        self, injection: Injection, account: Account, path: str, query: str, body: bytes, exchange: Exchange
+        self,
+        injection: Injection,
+        account: Account,
+        path: str,
+        query: str,
+        body: bytes,
+        exchange: LoggedRequest,
     ) -> None:
         """Process the request once its delay has passed, in the background, then log it; the account's
         slot stays taken until then (the request is still in the server's hands). Not at all if the
@@ -128,7 +134,7 @@ class RequestHandling:
         path: str,
         query: str,
         body: bytes,
-        exchange: Exchange,
+        exchange: LoggedRequest,
     ) -> Reply | None:
         """Run the endpoint unless the fault prevents it; return the answer the fault leaves."""
         if injection is not None and not injection.fault.stores:

@@ -43,7 +43,7 @@ class RequestLogEntry:
 
 
 @dataclass
-class Exchange:
+class LoggedRequest:
     """What the request log keeps of a request, gathered while it is handled."""
 
     method: str
@@ -80,7 +80,7 @@ class RequestLog:
         self._entries: deque[RequestLogEntry] = deque(maxlen=size)
         self._calls: Counter[str] = Counter()
 
-    def add(self, exchange: Exchange, reply: Reply | None) -> None:
+    def add(self, exchange: LoggedRequest, reply: Reply | None) -> None:
         """Log a request answered with ``reply`` (None: closed without an answer)."""
         entry = exchange.entry(reply)
         with self._lock:

@@ -16,7 +16,7 @@ from airflow_provider_wolkvox.api import (
     MODIFIED_AT_FIELD,
     MSG_RECORD_DOES_NOT_EXIST,
 )
-from airflow_provider_wolkvox.testing._clock import CrmClock
+from airflow_provider_wolkvox.testing._clock import FakeClock
 from airflow_provider_wolkvox.testing._module import InvalidRecord, ModuleRecords, Record, refusal
 
 CREATED_BY = "wolkvox_usuario_creacion"
@@ -49,7 +49,7 @@ class RecordStore:
     :param clock: the CRM's clock, for the records' creation and modification times.
     """
 
-    def __init__(self, unique_fields: Mapping[str, Iterable[str]], clock: CrmClock) -> None:
+    def __init__(self, unique_fields: Mapping[str, Iterable[str]], clock: FakeClock) -> None:
         self._unique_fields = {module: tuple(fields) for module, fields in unique_fields.items()}
         self._clock = clock
         self._lock = threading.Lock()

@@ -56,7 +56,7 @@ from typing import Any
 
 from airflow_provider_wolkvox.api import DEFAULT_DAILY_QUOTA
 from airflow_provider_wolkvox.testing._accounts import Accounts, FakeToken
-from airflow_provider_wolkvox.testing._clock import CrmClock, MidnightRestart, PeriodicRestart
+from airflow_provider_wolkvox.testing._clock import FakeClock, MidnightRestart, PeriodicRestart
 from airflow_provider_wolkvox.testing._endpoints import RECORDS_PATH, Endpoints
 from airflow_provider_wolkvox.testing._faults import FaultInjection
 from airflow_provider_wolkvox.testing._handling import RequestHandling
@@ -134,7 +134,7 @@ class FakeWolkvoxServer(FaultInjection):
         if tokens is None:
             tokens = {DEMO_TOKEN: DEMO_OPERATION}
         items = [FakeToken(*item) for item in tokens.items()] if isinstance(tokens, Mapping) else tokens
-        self._clock = CrmClock(utc_offset_hours)
+        self._clock = FakeClock(utc_offset_hours)
         restart = MidnightRestart(self._clock) if quota_period is None else PeriodicRestart(quota_period)
         self._accounts = Accounts(items, quota, restart)
         unique_fields = unique_fields or {}

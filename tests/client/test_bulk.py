@@ -10,19 +10,13 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import (
-    BulkLoad,
-    LoadOptions,
-    RecordResult,
-    RecordStatus,
-    RetryPolicy,
-    WolkvoxClient,
-)
+from airflow_provider_wolkvox.client import RetryPolicy, WolkvoxClient
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxInputError,
     WolkvoxQuotaExceededError,
     WolkvoxUnreadableIdError,
 )
+from airflow_provider_wolkvox.loads import BulkLoad, LoadOptions, RecordResult, RecordStatus
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
 from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN, simultaneous_refusals
 from tests.testing.helpers import wait_until

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from airflow_provider_wolkvox.client.client import MAX_ANSWER_BYTES
+from airflow_provider_wolkvox.client.session import MAX_ANSWER_BYTES
 from airflow_provider_wolkvox.exceptions import WolkvoxOutcomeUnknownError
 from tests.client import loopback
 from tests.client.loopback import INSERTED, NEW_ID, SERVER_TIMEOUT, serving

@@ -9,16 +9,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import (
-    BulkLoad,
-    Journal,
-    LoadOptions,
-    RecordResult,
-    RecordStatus,
-    RetryPolicy,
-    WolkvoxClient,
-)
-from airflow_provider_wolkvox.client.journal import KEY_PREFIX, SENDING
+from airflow_provider_wolkvox.client import RetryPolicy, WolkvoxClient
+from airflow_provider_wolkvox.loads import BulkLoad, Journal, LoadOptions, RecordResult, RecordStatus
+from airflow_provider_wolkvox.loads.journal import KEY_PREFIX, SENDING
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
 from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN, DictStateStore
 

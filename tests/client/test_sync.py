@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import Journal, RecordStatus, RetryPolicy
+from airflow_provider_wolkvox.client import RetryPolicy
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.fields import address
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
+from airflow_provider_wolkvox.loads import Journal, RecordStatus
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
 from tests.conftest import OPERATION, TOKEN, DictStateStore
 

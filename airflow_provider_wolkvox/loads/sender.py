@@ -11,21 +11,23 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.journal import IN_DOUBT, SEND_AGAIN, Journal
-from airflow_provider_wolkvox.client.options import LoadOptions
-from airflow_provider_wolkvox.client.records import PreparedRecord, batch_body
-from airflow_provider_wolkvox.client.results import RecordResult, RecordStatus
-from airflow_provider_wolkvox.client.settle import Settler
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxBadRequestError,
     WolkvoxError,
     WolkvoxOutcomeUnknownError,
     WolkvoxUnreadableIdError,
 )
+from airflow_provider_wolkvox.fields import prepare_record
+from airflow_provider_wolkvox.loads.journal import IN_DOUBT, SEND_AGAIN, Journal
+from airflow_provider_wolkvox.loads.options import LoadOptions
+from airflow_provider_wolkvox.loads.records import ContentKeys, PreparedRecord, batch_body
+from airflow_provider_wolkvox.loads.results import RecordResult, RecordStatus
+from airflow_provider_wolkvox.loads.settle import Settler
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +166,7 @@ class Sender:
             ids = self._call(records, body)
         except WolkvoxBadRequestError as error:
             if _refuses_the_request(error):
-                direct = self._stopped(records, error)
+                direct = self._stop_and_skip(records, error)
             else:
                 direct = _results(records, RecordStatus.REJECTED, error)
                 refusal = error if len(records) > 1 else None
@@ -174,7 +176,7 @@ class Sender:
         except WolkvoxUnreadableIdError as error:
             direct = self._found_or_id_unknown(records, error, sent_at)
         except WolkvoxError as error:
-            direct = self._stopped(records, error)
+            direct = self._stop_and_skip(records, error)
         else:
             direct = self._created(records, ids, sent_at)
         self._note(number, records, direct, sent_at)
@@ -263,7 +265,7 @@ class Sender:
         resent = {result.index: result for result in again}
         return [resent.get(result.index, result) for result in direct]
 
-    def _stopped(self, records: Sequence[PreparedRecord], error: WolkvoxError) -> list[RecordResult]:
+    def _stop_and_skip(self, records: Sequence[PreparedRecord], error: WolkvoxError) -> list[RecordResult]:
         self.stop(error)
         return _results(records, RecordStatus.NOT_SENT, error)
 
@@ -272,6 +274,36 @@ class Sender:
         with self._stop_lock:  # both sending threads may meet the same refusal
             if self.stop_error is None:
                 self.stop_error = error
+
+
+def insert_one(
+    client: WolkvoxClient,
+    operation: str,
+    module: str,
+    fields: Mapping[str, Any],
+    *,
+    dedupe_field: str | None = None,
+    journal: Journal | None = None,
+) -> str:
+    """Create one record; return its ``wolkvox_id`` (see ``WolkvoxHook.insert``).
+
+    :raises WolkvoxError: the record was refused, or not created for sure: its outcome is unknown,
+        or it was created with an unreadable id (``WolkvoxUnreadableIdError``).
+    """
+    prepared, body = prepare_record(fields)
+    options = LoadOptions(single=True, max_in_flight=1, dedupe_field=dedupe_field)
+    sender = Sender(client, operation, module, options, journal)
+    record = PreparedRecord(0, prepared, body)
+    if journal is None:
+        [result] = sender.send([record])
+    else:
+        [result] = sender.send_recalled([ContentKeys(module).assign(record)])
+    if result.wolkvox_id is None:
+        raise result.cause or WolkvoxUnreadableIdError(
+            f"wolkvox insert.php (module {module!r}): an earlier try created the record, but its id "
+            "was unreadable; it is not created again"
+        )
+    return result.wolkvox_id
 
 
 def _result(record: PreparedRecord, status: RecordStatus, error: WolkvoxError | None = None) -> RecordResult:

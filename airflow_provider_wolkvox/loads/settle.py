@@ -25,10 +25,10 @@ from typing import Any
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.compare import is_empty, same_value
-from airflow_provider_wolkvox.client.records import PreparedRecord
-from airflow_provider_wolkvox.client.windows import WindowUnreadable, created_between, crm_seconds
 from airflow_provider_wolkvox.exceptions import WolkvoxBadRequestError, WolkvoxError
+from airflow_provider_wolkvox.loads.compare import is_empty, same_value
+from airflow_provider_wolkvox.loads.records import PreparedRecord
+from airflow_provider_wolkvox.loads.windows import WindowUnreadable, created_between, crm_seconds
 
 log = logging.getLogger(__name__)
 

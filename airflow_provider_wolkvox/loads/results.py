@@ -145,17 +145,6 @@ class InsertManyResult:
         return [result for result in self.results if result.failed]
 
 
-@dataclass(frozen=True)
-class TokenInfo:
-    """The token's daily quota figures, from ``tokenInformation.php``."""
-
-    token_limit: int
-    token_use_today: int
-    calls_left: int
-    hours_to_reset: float | None
-    description: str | None = None
-
-
 @dataclass
 class UpsertResult(InsertManyResult):
     """A sync's results in input order, its summary and the plan it followed."""

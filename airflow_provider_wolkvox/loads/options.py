@@ -1,4 +1,8 @@
-"""How a bulk load sends its records: one options object, checked once, shared by every layer."""
+"""How a bulk load sends its records: one options object, checked once, shared by every layer.
+
+It is the one place where a load's settings, their defaults, checks and documentation live: the
+hook's ``insert_many``/``iter_insert_many`` and the operators build it by keyword.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ def settle_reserve(calls: int) -> int:
     return max(SETTLE_RESERVE_MIN, -(-calls * SETTLE_RESERVE_PERCENT // 100))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadOptions:
     """The settings of one bulk load.
 
@@ -31,6 +35,8 @@ class LoadOptions:
     :param dedupe_field: a field unique per record: records whose request may have left without an
         answer are looked up by it, and sent again only when absent.
     :param progress_interval: seconds between progress lines in the log.
+    :param quota_check: read the token's quota first and fail before inserting anything when the
+        calls needed exceed the calls left today (one call; the load needs its record count).
     :raises WolkvoxInputError: an option out of range.
     """
 
@@ -39,6 +45,7 @@ class LoadOptions:
     max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN
     dedupe_field: str | None = None
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL
+    quota_check: bool = False
 
     def __post_init__(self) -> None:
         if type(self.batch_size) is not int or not 1 <= self.batch_size <= MAX_BATCH_SIZE:

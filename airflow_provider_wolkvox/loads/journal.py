@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from airflow_provider_wolkvox.client.results import RecordResult, RecordStatus
+from airflow_provider_wolkvox.loads.results import RecordResult, RecordStatus
 
 KEY_PREFIX = "wolkvox_load/note/"
 #: The status of a record whose request is on its way (or was, when a try died).

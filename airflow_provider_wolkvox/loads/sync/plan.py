@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client.options import DEFAULT_BATCH_SIZE, DEFAULT_PROGRESS_INTERVAL, LoadOptions
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
+from airflow_provider_wolkvox.loads.options import DEFAULT_BATCH_SIZE, DEFAULT_PROGRESS_INTERVAL, LoadOptions
+from airflow_provider_wolkvox.loads.records import PreparedRecord
+from airflow_provider_wolkvox.loads.results import RecordResult
 
 MODES = ("upsert", "insert_only", "update_only")
 LOOKUPS = ("auto", "query", "scan")
@@ -16,7 +18,7 @@ AUTO_QUERY_LIMIT = 100
 _SCAN_MARGIN = 1.2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SyncOptions:
     """How a sync runs.
 
@@ -29,6 +31,7 @@ class SyncOptions:
     :param refresh: look every key up in the CRM, ignoring what the sync state says.
     :param batch_size: records per ``insertMany.php`` call of the creates.
     :param max_in_flight: requests in flight at once, 1 or 2.
+    :param progress_interval: seconds between progress lines in the log.
     :raises WolkvoxInputError: an option out of range.
     """
 
@@ -52,7 +55,23 @@ class SyncOptions:
     @property
     def load_options(self) -> LoadOptions:
         """The options of the sync's creates: lost answers are settled by the key."""
-        return LoadOptions(self.batch_size, False, self.max_in_flight, self.key_field, self.progress_interval)
+        return LoadOptions(
+            batch_size=self.batch_size,
+            max_in_flight=self.max_in_flight,
+            dedupe_field=self.key_field,
+            progress_interval=self.progress_interval,
+        )
+
+
+@dataclass
+class Decision:
+    """What to do with one record: a result already, or a create, or an update of ``fields``."""
+
+    record: PreparedRecord
+    key: str
+    result: RecordResult | None = None
+    update_id: str | None = None
+    fields: tuple[str, ...] = ()
 
 
 @dataclass

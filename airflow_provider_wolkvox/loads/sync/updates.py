@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client.compare import changed_fields, key_holders
-from airflow_provider_wolkvox.client.results import RecordResult, RecordStatus
-from airflow_provider_wolkvox.client.sender import Sender
-from airflow_provider_wolkvox.client.sync.plan import SyncOptions
 from airflow_provider_wolkvox.exceptions import WolkvoxBadRequestError, WolkvoxError, WolkvoxUncertainError
-
-if TYPE_CHECKING:
-    from airflow_provider_wolkvox.client.sync.engine import Decision
+from airflow_provider_wolkvox.loads.compare import changed_fields, key_holders
+from airflow_provider_wolkvox.loads.results import RecordResult, RecordStatus
+from airflow_provider_wolkvox.loads.sender import Sender
+from airflow_provider_wolkvox.loads.sync.plan import Decision, SyncOptions
 
 
 class Updater:

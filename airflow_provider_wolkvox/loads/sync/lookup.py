@@ -13,10 +13,10 @@ from typing import Any
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.compare import key_holders, key_text
-from airflow_provider_wolkvox.client.pipeline import ordered
-from airflow_provider_wolkvox.client.sync.index import SyncIndex
-from airflow_provider_wolkvox.client.windows import WindowUnreadable, created_between
+from airflow_provider_wolkvox.loads.compare import key_holders, key_text
+from airflow_provider_wolkvox.loads.pipeline import ordered
+from airflow_provider_wolkvox.loads.sync.index import SyncIndex
+from airflow_provider_wolkvox.loads.windows import WindowUnreadable, created_between
 
 log = logging.getLogger(__name__)
 

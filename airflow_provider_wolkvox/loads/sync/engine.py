@@ -15,25 +15,32 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client.bulk import GROUP_SPAN
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.compare import changed_fields, key_text
-from airflow_provider_wolkvox.client.journal import Journal
-from airflow_provider_wolkvox.client.pipeline import ordered
-from airflow_provider_wolkvox.client.records import ContentKeys, PreparedRecord, groups
-from airflow_provider_wolkvox.client.results import LoadSummary, RecordResult, RecordStatus
-from airflow_provider_wolkvox.client.sender import Sender
-from airflow_provider_wolkvox.client.sync.index import Known, SyncIndex
-from airflow_provider_wolkvox.client.sync.lookup import look_up_keys, scan_module
-from airflow_provider_wolkvox.client.sync.plan import SyncOptions, SyncPlan
-from airflow_provider_wolkvox.client.sync.state import StateHeader, field_hashes, read_state, write_state
-from airflow_provider_wolkvox.client.sync.updates import Updater
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.fields import prepare_record
+from airflow_provider_wolkvox.loads.bulk import GROUP_SPAN
+from airflow_provider_wolkvox.loads.compare import changed_fields, key_text
+from airflow_provider_wolkvox.loads.journal import Journal
+from airflow_provider_wolkvox.loads.pipeline import ordered
+from airflow_provider_wolkvox.loads.progress import Progress
+from airflow_provider_wolkvox.loads.records import ContentKeys, PreparedRecord, check_records_argument, groups
+from airflow_provider_wolkvox.loads.results import LoadSummary, RecordResult, RecordStatus
+from airflow_provider_wolkvox.loads.sender import Sender
+from airflow_provider_wolkvox.loads.sync.index import Known, SyncIndex
+from airflow_provider_wolkvox.loads.sync.lookup import look_up_keys, scan_module
+from airflow_provider_wolkvox.loads.sync.plan import Decision, SyncOptions, SyncPlan
+from airflow_provider_wolkvox.loads.sync.state import (
+    StateHeader,
+    StateStorage,
+    field_hashes,
+    read_state,
+    write_state,
+)
+from airflow_provider_wolkvox.loads.sync.updates import Updater
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +54,21 @@ _DONE = frozenset(
 )
 
 
-@dataclass
-class Decision:
-    """What to do with one record: a result already, or a create, or an update of ``fields``."""
-
-    record: PreparedRecord
-    key: str
-    result: RecordResult | None = None
-    update_id: str | None = None
-    fields: tuple[str, ...] = ()
+def sync_source(records: Iterable[Mapping[str, Any]]) -> Source:
+    """A :data:`Source` over in-memory records (an iterator is read once and held: a sync reads twice)."""
+    check_records_argument(records)
+    held = records if isinstance(records, Sequence) else list(records)
+    return lambda: enumerate(held)
 
 
-class UpsertLoad:
+class SyncLoad:
     """One sync; iterate it for a :class:`RecordResult` per input record, in input order.
 
     The input is checked and compared with the sync state when the load is made (nothing is sent
     then); look-ups and writes happen during the iteration.
 
     :param records: a fresh pass over the input on each call (see :data:`Source`).
-    :param state_path: the sync state file, read first and written whole at the end (see ``state.py``).
+    :param state: where the sync state lives, read first and written whole at the end (see ``state.py``).
     :param journal: where this sync notes its writes, and finds an earlier try's.
     :raises WolkvoxInputError: a bad record, a record without its key, a key given twice, a bad state file.
     """
@@ -78,14 +81,14 @@ class UpsertLoad:
         records: Source,
         options: SyncOptions,
         *,
-        state_path: str | None = None,
+        state: StateStorage | None = None,
         journal: Journal | None = None,
     ) -> None:
         self.client = client
         self.operation = operation
         self.module = module
         self.options = options
-        self.state_path = state_path
+        self.state = state
         self.journal = journal
         self.sender = Sender(client, operation, module, options.load_options, journal)
         self.updater = Updater(self.sender, options, self._create_again)
@@ -96,8 +99,8 @@ class UpsertLoad:
         self._close_index = weakref.finalize(self, self._index.close)
         self._header = StateHeader(operation, module, options.key_field)
         stored: StateHeader | None = None
-        if state_path is not None:
-            stored, rows = read_state(state_path, self._header)
+        if state is not None:
+            stored, rows = read_state(state, self._header)
             self._index.load_state(rows)
         self.plan = SyncPlan(module_size=None if stored is None else stored.module_size)
         self._check_input()
@@ -116,8 +119,9 @@ class UpsertLoad:
         return self.sender.stop_error
 
     def __iter__(self) -> Iterator[RecordResult]:
-        started = time.monotonic()
-        calls_before = self.client.calls
+        options = self.options
+        progress = Progress("sync", self.summary, self.client, self.plan.records, options.progress_interval)
+        started, calls_before = progress.started, progress.calls_before
         try:
             self._look_up()
             decisions = self._decisions()
@@ -129,8 +133,9 @@ class UpsertLoad:
                     for result in results:
                         self.summary.add(result)
                         yield result
-            if self.state_path is not None:
-                write_state(self.state_path, self._header, self._index.state_rows())
+                    progress.tick()
+            if self.state is not None:
+                write_state(self.state, self._header, self._index.state_rows())
         finally:
             self.summary.calls = self.client.calls - calls_before
             self.summary.elapsed_seconds = time.monotonic() - started

@@ -16,11 +16,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.client.journal import SEND_AGAIN, Journal
-from airflow_provider_wolkvox.client.options import LoadOptions
-from airflow_provider_wolkvox.client.pipeline import ordered
-from airflow_provider_wolkvox.client.records import (
+from airflow_provider_wolkvox.client import TokenInfo, WolkvoxClient
+from airflow_provider_wolkvox.exceptions import WolkvoxError, WolkvoxInputError, WolkvoxQuotaExceededError
+from airflow_provider_wolkvox.loads.journal import SEND_AGAIN, Journal
+from airflow_provider_wolkvox.loads.options import LoadOptions, settle_reserve
+from airflow_provider_wolkvox.loads.pipeline import ordered
+from airflow_provider_wolkvox.loads.progress import Progress
+from airflow_provider_wolkvox.loads.records import (
     ContentKeys,
     PreparedRecord,
     batch_body,
@@ -29,9 +31,8 @@ from airflow_provider_wolkvox.client.records import (
     groups,
     prepare_records,
 )
-from airflow_provider_wolkvox.client.results import LoadSummary, RecordResult, RecordStatus
-from airflow_provider_wolkvox.client.sender import Sender
-from airflow_provider_wolkvox.exceptions import WolkvoxError
+from airflow_provider_wolkvox.loads.results import LoadSummary, RecordResult, RecordStatus
+from airflow_provider_wolkvox.loads.sender import Sender
 
 log = logging.getLogger(__name__)
 
@@ -103,19 +104,47 @@ class BulkLoad:
         """API calls the load needs when nothing fails, if the record count is known."""
         return None if self.total is None else self.options.calls_needed(self.total)
 
+    def check_quota(self, info: TokenInfo, *, reserve: int = 0) -> None:
+        """Refuse this load when today's quota cannot cover it, before anything is sent.
+
+        Its calls, plus the calls kept for settling lost answers (with a dedupe field) and the
+        ``reserve`` left to the token's other users, must fit in the calls left today.
+
+        :raises WolkvoxQuotaExceededError: the quota is short; says by how much and when it restarts.
+        """
+        needed = self.calls_needed
+        if needed is None:
+            raise WolkvoxInputError("quota_check needs the number of records: pass total= for this input")
+        settling = settle_reserve(needed) if self.options.dedupe_field else 0
+        if needed + settling + reserve > info.calls_left:
+            restart = (
+                "" if info.hours_to_reset is None else f"; the count restarts in {info.hours_to_reset:g} h"
+            )
+            raise WolkvoxQuotaExceededError(
+                f"wolkvox quota check: loading {self.total} records needs {needed} calls, plus {settling} "
+                f"kept for settling lost answers and {reserve} for the token's other users, but only "
+                f"{info.calls_left} of {info.token_limit} are left today{restart}; nothing was sent"
+            )
+        log.info(
+            "wolkvox quota check: %d calls needed (plus %d kept for settling lost answers, %d reserved), "
+            "%d left today",
+            needed,
+            settling,
+            reserve,
+            info.calls_left,
+        )
+
     def __iter__(self) -> Iterator[RecordResult]:
-        started = last_progress = time.monotonic()
-        calls_before = self.client.calls
         options = self.options
+        progress = Progress("load", self.summary, self.client, self.total, options.progress_interval)
+        started, calls_before = progress.started, progress.calls_before
         try:
             with ThreadPoolExecutor(options.max_in_flight, thread_name_prefix="wolkvox-load") as pool:
-                for results in ordered(pool, self._settle, self._requests, ahead=options.max_in_flight):
+                for results in ordered(pool, self._send_request, self._requests, ahead=options.max_in_flight):
                     for result in results:
                         self.summary.add(result)
                         yield result
-                    if time.monotonic() - last_progress >= options.progress_interval:
-                        last_progress = time.monotonic()
-                        self._log_progress(started, calls_before)
+                    progress.tick()
         finally:
             self.summary.calls = self.client.calls - calls_before
             self.summary.elapsed_seconds = time.monotonic() - started
@@ -147,24 +176,11 @@ class BulkLoad:
         for group in groups(records, to_send, self.options.records_per_request, GROUP_SPAN):
             yield group, None
 
-    def _settle(self, request: Request) -> list[RecordResult]:
+    def _send_request(self, request: Request) -> list[RecordResult]:
         """The results of one request's worth of records: sent, or recalled from the journal."""
         records, body = request
         return (
             self.sender.send(records, body=body)
             if self.journal is None
             else self.sender.send_recalled(records)
-        )
-
-    def _log_progress(self, started: float, calls_before: int) -> None:
-        done = self.summary.total
-        rate = done / max(time.monotonic() - started, 1e-9)
-        of_total = f"/{self.total}" if self.total is not None else ""
-        log.info(
-            "wolkvox load: %d%s records done (%.0f records/s), %d failed, %d API calls",
-            done,
-            of_total,
-            rate,
-            self.summary.failed,
-            self.client.calls - calls_before,
         )

@@ -12,8 +12,9 @@ The first line describes the state; each further line is one key::
 ``key`` is the key's canonical text (numbers as digits, text stripped); ``fields`` maps each field
 to a 12-hex digest of the value last written (or null when not known). ``module_size`` is the
 module's record count as the last run saw it (null when unknown), used to price a module scan.
-A local file is written to a temporary name and renamed, so a reader never sees half a file; an
-object store's upload replaces the object whole.
+The engine reads and writes the state through a :class:`StateStorage` it is given (the hook passes
+a file's, ``airflow_provider_wolkvox.state_file.StateFile``); this module only reads and writes
+the format.
 """
 
 from __future__ import annotations
@@ -21,18 +22,29 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.fields import encode_json
-from airflow_provider_wolkvox.sources import open_text
 
 STATE_FORMAT = "wolkvox-sync-state"
 STATE_VERSION = 1
 HASH_HEX_DIGITS = 12
+
+
+class StateStorage(Protocol):
+    """Where a sync state lives: ``name`` for messages, its lines to read, a whole new text to write."""
+
+    name: str
+
+    def exists(self) -> bool: ...
+
+    def lines(self) -> Iterator[str]: ...
+
+    def write(self, lines: Iterable[str]) -> None:
+        """Replace the state whole, so that a reader never sees half of it."""
 
 
 @dataclass(frozen=True)
@@ -53,14 +65,17 @@ def field_hashes(fields: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def read_state(path: str, expected: StateHeader) -> tuple[StateHeader | None, Iterator[tuple[str, str, Any]]]:
-    """The header and the rows (key, wolkvox_id, hashes) of the state at ``path``; (None, nothing) if absent.
+def read_state(
+    storage: StateStorage, expected: StateHeader
+) -> tuple[StateHeader | None, Iterator[tuple[str, str, Any]]]:
+    """The header and the rows (key, wolkvox_id, hashes) of the state; (None, nothing) if absent.
 
-    :raises WolkvoxInputError: a file that is not a sync state, or one of another module, operation or key.
+    :raises WolkvoxInputError: a state that is not a sync state, or one of another module, operation or key.
     """
-    if not _exists(path):
+    if not storage.exists():
         return None, iter(())
-    lines = _lines(path)
+    path = storage.name
+    lines = storage.lines()
     try:
         header = json.loads(next(lines, "null"))
     except ValueError:
@@ -82,31 +97,24 @@ def read_state(path: str, expected: StateHeader) -> tuple[StateHeader | None, It
     return found, _rows(path, lines)
 
 
-def write_state(path: str, header: StateHeader, rows: Iterable[tuple[str, str, Any]]) -> None:
-    """Write the state whole: a local file atomically (temporary name, then rename)."""
-    target = path if "://" in path else f"{path}.tmp"
-    with open_text(target, "w") as handle:
-        handle.write(
-            json.dumps(
-                {
-                    "format": STATE_FORMAT,
-                    "version": STATE_VERSION,
-                    "operation": header.operation,
-                    "module": header.module,
-                    "key_field": header.key_field,
-                    "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                    "module_size": header.module_size,
-                }
-            )
-            + "\n"
-        )
-        for key, wolkvox_id, hashes in rows:
-            handle.write(
-                json.dumps({"key": key, "wolkvox_id": wolkvox_id, "fields": hashes}, ensure_ascii=False)
-                + "\n"
-            )
-    if target != path:
-        os.replace(target, path)
+def write_state(storage: StateStorage, header: StateHeader, rows: Iterable[tuple[str, str, Any]]) -> None:
+    """Write the state whole."""
+    storage.write(_state_lines(header, rows))
+
+
+def _state_lines(header: StateHeader, rows: Iterable[tuple[str, str, Any]]) -> Iterator[str]:
+    described = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "operation": header.operation,
+        "module": header.module,
+        "key_field": header.key_field,
+        "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "module_size": header.module_size,
+    }
+    yield json.dumps(described) + "\n"
+    for key, wolkvox_id, hashes in rows:
+        yield json.dumps({"key": key, "wolkvox_id": wolkvox_id, "fields": hashes}, ensure_ascii=False) + "\n"
 
 
 def _rows(path: str, lines: Iterator[str]) -> Iterator[tuple[str, str, Any]]:
@@ -118,16 +126,3 @@ def _rows(path: str, lines: Iterator[str]) -> Iterator[tuple[str, str, Any]]:
             yield str(row["key"]), str(row["wolkvox_id"]), row.get("fields")
         except (ValueError, KeyError, TypeError):
             raise WolkvoxInputError(f"state_path {path!r} line {number}: not a state row") from None
-
-
-def _lines(path: str) -> Iterator[str]:
-    with open_text(path) as handle:
-        yield from handle
-
-
-def _exists(path: str) -> bool:
-    if "://" not in path:
-        return os.path.exists(path)
-    from airflow.providers.common.compat.sdk import ObjectStoragePath
-
-    return bool(ObjectStoragePath(path).exists())
