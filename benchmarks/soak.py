@@ -11,9 +11,9 @@ quota is spent: the load stops by design (fail-fast) and every later record is N
 quota resets.
 Drawn at random (1 % x 1/9 of the calls) it would stop a run after some 900 calls on average, and
 the soak would measure restarts rather than how faults are survived; the stop itself is tested in
-``tests/client/test_bulk.py`` and ``tests/test_fault_injection.py``. DROP_THEN_STORE is left out
+``tests/loads/test_bulk.py`` and ``tests/test_fault_injection.py``. DROP_THEN_STORE is left out
 too: a store that comes after the client's timeout is beyond what any client can settle, and one
-within it is tested in ``tests/client/test_bulk.py``. SLOW answers are held ``--slow-delay`` (1 s),
+within it is tested in ``tests/loads/test_bulk.py``. SLOW answers are held ``--slow-delay`` (1 s),
 past the client's read timeout (``--timeout``, 0.5 s).
 
 Two loads of the same records, each on an empty store: with ``dedupe_field="Email"`` (records of

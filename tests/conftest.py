@@ -49,9 +49,16 @@ from airflow_provider_wolkvox.client.retry import RetryPolicy  # noqa: E402
 
 TOKEN = "tok-3f9a1c77e2b54d08"
 OPERATION = "modulotest03"
-#: The request timeout of tests that lose answers on purpose: a load looks the records of a lost
-#: answer up only once the request's timeout has passed, and the default is a minute.
-LOST_ANSWER_TIMEOUT = 2.0
+#: The request timeout of in-process tests that lose answers on purpose: a load looks the records of
+#: a lost answer up only once the request's timeout has passed (the default is a minute), so each
+#: lost answer costs this wait. Short, yet long past any answer of the fake on loopback; a
+#: ``Fault.DROP_THEN_STORE`` store must come within it (``delay=LOST_ANSWER_TIMEOUT / 2``), a
+#: ``Fault.SLOW`` answer after it (``delay=LOST_ANSWER_TIMEOUT * 3``).
+LOST_ANSWER_TIMEOUT = 0.5
+#: The same for requests sent by Airflow's own processes (``airflow tasks test``, a scheduler's
+#: task processes), which share the machine's cores with the rest of the stack: longer, so that
+#: a busy moment never passes for a lost answer.
+PROCESS_LOST_ANSWER_TIMEOUT = 2.0
 BASE_URL = "https://crm0001.wolkvox.com"
 
 

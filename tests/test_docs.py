@@ -337,11 +337,41 @@ def test_the_docs_index_links_every_page() -> None:
     assert set(DOCS.glob("*.md")) - {index} - {path for _, path, _ in local_targets(index)} == set()
 
 
-def test_the_contributing_layout_names_every_module() -> None:
+def contributing_layout() -> str:
+    """CONTRIBUTING's Layout section: its paragraphs and its picture of the package."""
     text = (REPO_ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Layout\n(.*?)(?=^## )", text, flags=re.MULTILINE | re.DOTALL)
+    assert section is not None, "CONTRIBUTING.md has no Layout section"
+    return section.group(1)
+
+
+def layout_names(text: str) -> list[str]:
+    """The folders (``loads/sync/``) and modules (``api.py``) a text names, relative to the package."""
+    return re.findall(r"(?<![\w/.])((?:\w+/)*\w+\.py|(?:\w+/)+)(?![\w/])", text)
+
+
+def test_the_contributing_layout_names_every_folder_and_top_level_module() -> None:
+    """Every package folder and every module at the package's top: the map cannot drift from the tree."""
     package = REPO_ROOT / "airflow_provider_wolkvox"
-    modules = [page_id(path) for path in sorted(package.rglob("*.py")) if path.stat().st_size]
-    assert [module for module in modules if f"`{module}`" not in text] == []
+    folders = {
+        f"{path.parent.relative_to(package).as_posix()}/"
+        for path in package.rglob("__init__.py")
+        if path.parent != package
+    }
+    top_level = {path.name for path in package.glob("*.py")}
+    assert folders >= {"client/", "loads/", "loads/sync/", "hooks/", "operators/", "testing/"}
+    assert sorted((folders | top_level) - set(layout_names(contributing_layout()))) == []
+
+
+def test_the_contributing_layout_names_only_what_exists() -> None:
+    package = REPO_ROOT / "airflow_provider_wolkvox"
+    [picture] = [
+        token.content
+        for token in _MARKDOWN.parse(contributing_layout())
+        if token.type == "fence" and token.info.strip() == "text"
+    ]
+    named = [name for name in layout_names(picture) if name != "airflow_provider_wolkvox/"]
+    assert [name for name in named if not (package / name).exists()] == []
 
 
 def test_the_documented_state_store_route_is_airflows() -> None:

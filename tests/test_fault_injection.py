@@ -25,13 +25,13 @@ from airflow_provider_wolkvox.exceptions import (
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import RecordResult, RecordStatus
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
-from tests.conftest import OPERATION, TOKEN
+from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN
 from tests.testing.helpers import wait_until
 
 MODULE = "contacts"
 RECORDS = [{"Nombre": f"Contacto {n}", "Email": f"c{n}@example.com"} for n in range(30)]
 # The client's read timeout; the SLOW fault holds its answer longer.
-TIMEOUT = 0.5
+TIMEOUT = LOST_ANSWER_TIMEOUT
 
 
 def fault_kwargs(fault: Fault) -> dict[str, Any]:

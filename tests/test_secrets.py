@@ -104,21 +104,12 @@ def test_xcom_and_results_file_never_carry_the_token(server: FakeWolkvoxServer, 
 SLASHED = "s3cr3t/wolkvox+token=5f2a9c"
 
 
-# The forms a CRM could echo: PHP's json_encode escapes "/", a URL-encoding proxy encodes "/+=".
-@pytest.mark.parametrize("echoed", ["s3cr3t\\/wolkvox+token=5f2a9c", "s3cr3t%2Fwolkvox%2Btoken%3D5f2a9c"])
-def test_the_token_is_redacted_in_the_forms_the_crm_could_echo(
-    monkeypatch: pytest.MonkeyPatch,
-    fast_retries: object,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture,
-    echoed: str,
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    body = '{"code":400,"error":"BAD REQUEST","msg":"BAD TOKEN ' + echoed + '"}'
-    results_path = tmp_path / "results.jsonl"
+def refused_echoing(
+    monkeypatch: pytest.MonkeyPatch, token: str, body: str | bytes, results_path: Path
+) -> tuple[AirflowException, RecordingTaskInstance]:
+    """A single insert and a bulk load of one record, each refused (400) by a CRM echoing ``body``."""
     ti = RecordingTaskInstance()
-    with FakeWolkvoxServer({SLASHED: OPERATION}) as fake:
+    with FakeWolkvoxServer({token: OPERATION}) as fake:
         monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
         fake.inject(Fault.RESPOND, status=400, body=body, times=None)
         with pytest.raises(AirflowException) as raised:
@@ -132,8 +123,25 @@ def test_the_token_is_redacted_in_the_forms_the_crm_could_echo(
         ).execute({"ti": ti})  # type: ignore[arg-type]
     assert str(raised.value).endswith("HTTP 400: BAD REQUEST BAD TOKEN ***")
     assert [f["msg"] for f in ti.pushed["failed_records"]] == ["BAD TOKEN ***"]
+    return raised.value, ti
+
+
+# The forms a CRM could echo: PHP's json_encode escapes "/", a URL-encoding proxy encodes "/+=".
+@pytest.mark.parametrize("echoed", ["s3cr3t\\/wolkvox+token=5f2a9c", "s3cr3t%2Fwolkvox%2Btoken%3D5f2a9c"])
+def test_the_token_is_redacted_in_the_forms_the_crm_could_echo(
+    monkeypatch: pytest.MonkeyPatch,
+    fast_retries: object,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
+    echoed: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = '{"code":400,"error":"BAD REQUEST","msg":"BAD TOKEN ' + echoed + '"}'
+    results_path = tmp_path / "results.jsonl"
+    raised, ti = refused_echoing(monkeypatch, SLASHED, body, results_path)
     output = capfd.readouterr()
-    shown = [str(raised.value), json.dumps(ti.pushed), results_path.read_text(), caplog.text, output.out]
+    shown = [str(raised), json.dumps(ti.pushed), results_path.read_text(), caplog.text, output.out]
     for text in shown:
         assert SLASHED not in text
         assert echoed not in text
@@ -251,22 +259,9 @@ def test_an_error_echoing_the_token_in_any_form_leaves_no_copy_of_it(
         )
     else:
         body = '{"code":400,"error":"BAD REQUEST","msg":"BAD TOKEN ECHO"}'.replace("ECHO", echo(token))
-    ti, results_path = RecordingTaskInstance(), tmp_path / "results.jsonl"
-    with FakeWolkvoxServer({token: OPERATION}) as fake:
-        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
-        fake.inject(Fault.RESPOND, status=400, body=body, times=None)
-        with pytest.raises(AirflowException) as raised:
-            WolkvoxHook().insert("contacts", {"a": 1})
-        WolkvoxInsertManyOperator(
-            task_id="t",
-            module="contacts",
-            records=[{"a": 1}],
-            results_path=str(results_path),
-            max_failed_records=1,
-        ).execute({"ti": ti})  # type: ignore[arg-type]
-    assert str(raised.value).endswith("HTTP 400: BAD REQUEST BAD TOKEN ***")
-    assert [f["msg"] for f in ti.pushed["failed_records"]] == ["BAD TOKEN ***"]
-    texts = shown_by(ti, results_path, caplog, capfd, str(raised.value), repr(raised.value))
+    results_path = tmp_path / "results.jsonl"
+    raised, ti = refused_echoing(monkeypatch, token, body, results_path)
+    texts = shown_by(ti, results_path, caplog, capfd, str(raised), repr(raised))
     assert [leaks(text, token) for text in texts] == [[]] * len(texts)
 
 

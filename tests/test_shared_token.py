@@ -27,7 +27,7 @@ PROCESSES = 4
 RECORDS_EACH = 2000
 # Small batches and a slow CRM: many requests, each holding a slot long enough for others to collide.
 BATCH_SIZE = 10
-LATENCY = 0.05
+LATENCY = 0.025
 TIMEOUT = 120.0
 
 

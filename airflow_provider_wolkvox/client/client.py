@@ -1,7 +1,9 @@
 """The HTTP client of the wolkvox API: one keep-alive session, the retry policy, the token gate.
 
-It imports no Airflow machinery, so it can be used, tested and benchmarked on its own; the hook
-builds it from a Connection.
+It imports nothing of the hook, the operators or the load engines, and of Airflow only the base
+class of its errors (:mod:`airflow_provider_wolkvox.exceptions` derives them from
+``AirflowException``), so it runs, is tested and benchmarked outside a task; the hook builds it
+from a Connection.
 """
 
 from __future__ import annotations

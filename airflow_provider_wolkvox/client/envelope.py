@@ -62,7 +62,8 @@ def read_envelope(
     except ValueError:
         envelope, shown = None, quote(body)
     else:
-        if redactor is not None:
+        # Without escapes every decoded string stands verbatim in the body, already redacted.
+        if redactor is not None and "\\" in body:
             envelope = redactor.value(envelope)
         shown = shown_value(envelope)
     if not isinstance(envelope, dict):

@@ -21,7 +21,7 @@ from airflow_provider_wolkvox.operators.arguments import (
 )
 from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
 from airflow_provider_wolkvox.operators.lineage import LineageTarget, record_outlet_counts
-from airflow_provider_wolkvox.operators.loads import RecordsLoadOperator, WolkvoxLineage
+from airflow_provider_wolkvox.operators.records_load import RecordsLoadOperator, WolkvoxLineage
 from airflow_provider_wolkvox.sources import check_records_file
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
 """Lineage of the operators: the CRM module they wrote to, for OpenLineage and for Airflow Assets.
 
-Imported lazily by the operators, and importing OpenLineage only inside the call, so that nothing of
-it is loaded where ``apache-airflow-providers-openlineage`` is absent.
+The operators import this module at module level; it imports OpenLineage only inside
+:func:`operator_lineage`, so that nothing of it is loaded at DAG parse, nor anywhere
+``apache-airflow-providers-openlineage`` is absent.
 """
 
 from __future__ import annotations

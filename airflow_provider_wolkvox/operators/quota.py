@@ -4,7 +4,8 @@ The wait is a ``DateTimeTrigger`` run by the triggerer. It lasts until the resta
 information announced (``hours_to_restart_count``), plus a margin of a tenth of the wait (at least
 1 s, at most 5 minutes) for the CRM's clock and rounding. The waits of a task instance are noted
 with their try (in the task state store where Airflow has one, else in the deferral itself), so that
-``max_wait`` bounds the waits of one try together.
+``max_wait`` bounds the waits of one try together. :class:`QuotaWait` is that state for one run of
+the load: what it reads at the start, notes and carries into the deferral.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_wolkvox.client import TokenInfo
+from airflow_provider_wolkvox.exceptions import WolkvoxQuotaExceededError
+from airflow_provider_wolkvox.operators.checkpoint import MemoryStore
 
 QUOTA_WAITS_KEY = "wolkvox_load/quota_waits"
 ON_QUOTA_EXHAUSTED = ("fail", "wait")
@@ -81,6 +84,74 @@ class QuotaWaits:
                 "calls_left_to_make": calls_left,
             }
         )
+
+
+@dataclass
+class QuotaWait:
+    """The quota-wait state of one run of a load (its first, or one resumed after a wait).
+
+    :param waiting: whether the task waits for the quota (``on_quota_exhausted="wait"``) or fails.
+    :param waits: the task instance's quota waits so far.
+    :param store: Airflow's task state store, where it has one: it keeps the waits across deferrals
+        and tries (and the journal's notes, which :func:`task_state_journal` finds there itself).
+    :param memory: the journal's notes while waiting without a task state store; the deferral carries
+        them to the resumed run.
+    :param restarts_at: when the quota restarts, by the token information this run read (None when it
+        did not read it, or the CRM did not say).
+    :param stop: the spent quota that stopped this run's load, when the task waits for it.
+    """
+
+    waiting: bool
+    waits: QuotaWaits
+    store: Any = None
+    memory: MemoryStore | None = None
+    restarts_at: datetime.datetime | None = None
+    stop: WolkvoxQuotaExceededError | None = None
+
+    @classmethod
+    def of(cls, context: Any, carried: dict[str, Any] | None, *, waiting: bool) -> QuotaWait:
+        """The state of the run of ``context``: the waits from the task state store, else from what the
+        deferral carried (``carried``, None on the first run; see :meth:`deferral_kwargs`)."""
+        store = context.get("task_state_store") if hasattr(context, "get") else None
+        carried = carried or {}
+        waits = QuotaWaits.of(
+            store.get(QUOTA_WAITS_KEY) if store is not None else carried.get("waits"),
+            context["ti"].try_number,
+        )
+        memory = MemoryStore(carried.get("notes") or {}) if waiting and store is None else None
+        return cls(waiting, waits, store, memory)
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a task retry would find this try's journal: only a task state store outlives the
+        try, a journal kept in memory does not."""
+        return self.store is not None
+
+    def resume_at(self, at: datetime.datetime) -> datetime.datetime:
+        """When a load stopped by the quota at ``at`` resumes (see :func:`resume_time`)."""
+        return resume_time(self.restarts_at, at)
+
+    def first_at(self, at: datetime.datetime) -> datetime.datetime:
+        """When this try first waited: ``at`` if this is its first wait."""
+        return self.waits.first_at or at
+
+    def note(
+        self,
+        at: datetime.datetime,
+        until: datetime.datetime,
+        records_done: int | None,
+        calls_left: int | None,
+    ) -> None:
+        """Add a wait and keep the waits in the task state store, if there is one."""
+        self.waits.add(at, until, records_done, calls_left)
+        if self.store is not None:
+            self.store.set(QUOTA_WAITS_KEY, self.waits.waits)
+
+    def deferral_kwargs(self) -> dict[str, Any]:
+        """The deferral's ``kwargs``, for ``resume_after_quota(carried=...)``: the waits, and the
+        journal's notes where no task state store keeps them (what :meth:`of` reads back)."""
+        notes = dict(self.memory) if self.memory is not None else None
+        return {"carried": {"waits": self.waits.waits, "notes": notes}}
 
 
 def date_time_trigger(moment: datetime.datetime) -> Any:

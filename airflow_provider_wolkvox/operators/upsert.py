@@ -9,7 +9,7 @@ from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client import TokenInfo
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import DEFAULT_BATCH_SIZE, Journal, RecordResult, SyncLoad, SyncOptions
-from airflow_provider_wolkvox.operators.loads import RecordsLoadOperator
+from airflow_provider_wolkvox.operators.records_load import RecordsLoadOperator
 
 
 class WolkvoxUpsertOperator(RecordsLoadOperator):

@@ -16,7 +16,7 @@ from tests.conftest import OPERATION, TOKEN
 
 pytestmark = pytest.mark.e2e
 
-RECORDS = 5000
+RECORDS = 2000  # 20 batches: three "days" of 9 batches, two waits
 QUOTA = 10  # calls a "day"
 DAY = 2.0  # seconds
 

@@ -18,7 +18,7 @@ import pytest
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
 from tests.airflow_processes import run_airflow
-from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN
+from tests.conftest import OPERATION, PROCESS_LOST_ANSWER_TIMEOUT, TOKEN
 from tests.example_dags.airflow_runs import CLI_TIMEOUT, RERUN_TESTS, TaskTestRun
 from tests.example_dags.records import MODULE, LoadFiles, assert_stored_once, contacts, read_jsonl
 
@@ -43,7 +43,7 @@ def serialized_dags(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture
 def crm(serialized_dags: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
     with FakeWolkvoxServer({TOKEN: OPERATION}, latency=LATENCY) as server:
-        monkeypatch.setenv(CONN_ENV_VAR, server.airflow_connection(timeout=LOST_ANSWER_TIMEOUT))
+        monkeypatch.setenv(CONN_ENV_VAR, server.airflow_connection(timeout=PROCESS_LOST_ANSWER_TIMEOUT))
         yield server
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
 from tests.airflow_processes import wait_for
-from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, REPO_ROOT, TOKEN
+from tests.conftest import OPERATION, PROCESS_LOST_ANSWER_TIMEOUT, REPO_ROOT, TOKEN
 from tests.example_dags.airflow_runs import RERUN_TESTS, SchedulerStack, kill_when
 from tests.example_dags.records import MODULE, LoadFiles, assert_stored_once, contacts
 
@@ -30,8 +30,8 @@ DAG_FILES = [
     EXAMPLES / "example_wolkvox_asset_producer.py",
     EXAMPLES / "example_wolkvox_asset_consumer.py",
 ]
-# The quota test's CRM: 5 calls a "day" of 20 s, under the Connection wolkvox_quota.
-QUOTA, QUOTA_DAY = 5, 20.0
+# The quota test's CRM: 5 calls a "day" of 12 s, under the Connection wolkvox_quota.
+QUOTA, QUOTA_DAY = 5, 12.0
 QUOTA_CONN_ENV = "AIRFLOW_CONN_WOLKVOX_QUOTA"
 RECORDS = 2000
 LATENCY = 0.03
@@ -58,7 +58,7 @@ def stack(
 ) -> Iterator[SchedulerStack]:
     home = tmp_path_factory.mktemp("airflow-scheduler-home")
     env = {
-        CONN_ENV_VAR: crm.airflow_connection(timeout=LOST_ANSWER_TIMEOUT),
+        CONN_ENV_VAR: crm.airflow_connection(timeout=PROCESS_LOST_ANSWER_TIMEOUT),
         QUOTA_CONN_ENV: quota_crm.airflow_connection(),
     }
     with SchedulerStack(home, DAG_FILES, env) as running:

@@ -21,17 +21,15 @@ from airflow_provider_wolkvox.operators.arguments import (
     sequence_argument,
     task_failure_semantics,
 )
-from airflow_provider_wolkvox.operators.checkpoint import MemoryStore, task_state_journal
+from airflow_provider_wolkvox.operators.checkpoint import task_state_journal
 from airflow_provider_wolkvox.operators.lineage import LineageTarget, operator_lineage, record_outlet_counts
 from airflow_provider_wolkvox.operators.quota import (
     DEFAULT_MAX_WAIT,
     ON_QUOTA_EXHAUSTED,
-    QUOTA_WAITS_KEY,
-    QuotaWaits,
+    QuotaWait,
     date_time_trigger,
     now,
     restart_time,
-    resume_time,
 )
 from airflow_provider_wolkvox.sources import DEFAULT_ENCODING, open_text, read_records
 
@@ -166,44 +164,74 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         return self._load(context, carried or {})
 
     def _load(self, context: Context, carried: dict[str, Any] | None = None) -> Any:
+        """One run of the load: the quota guard, the load itself, a quota wait if it stopped on the
+        quota, then the report.
+
+        :param carried: what a quota wait's deferral carried to this run (None on the first run).
+        """
         hook = WolkvoxHook(self.wolkvox_conn_id)
-        state = context.get("task_state_store") if hasattr(context, "get") else None
-        waiting = self.on_quota_exhausted == "wait"
-        carried = carried or {}
-        waits = QuotaWaits.of(
-            state.get(QUOTA_WAITS_KEY) if state is not None else carried.get("waits"),
-            context["ti"].try_number,
-        )
-        memory = MemoryStore(carried.get("notes") or {}) if waiting else None
-        # Only a task state store outlives the try: a journal kept in memory does not help a retry.
-        resumable = state is not None
-        quota_stop: WolkvoxQuotaExceededError | None = None
+        wait = QuotaWait.of(context, carried, waiting=self.on_quota_exhausted == "wait")
         with task_failure_semantics(), hook.client:
-            journal = task_state_journal(context, self.log, fallback=memory)
-            quota, restarts_at = None, None
-            if waiting or self.quota_reserve:
-                read_at = now()
-                try:
-                    quota = hook.token_info(operation=self.operation)
-                except WolkvoxQuotaExceededError:  # spent before the load began: when it restarts is unknown
-                    if not waiting:
-                        raise
-                    self._wait_for_quota(None, waits, None, state, memory)
-                restarts_at = restart_time(quota, read_at)
-                hook.client.limit_calls(
-                    max(quota.calls_left - self.quota_reserve, 0), reserve=self.quota_reserve
-                )
-            load = self.start(hook, journal, quota)
-            try:
-                kept, failed = self._consume(load, resumable=resumable)
-            except WolkvoxQuotaExceededError as error:  # a sync's look-ups met the quota
-                if not waiting:
-                    raise
-                quota_stop = error
-            if waiting and isinstance(load.stop_error, WolkvoxQuotaExceededError):
-                quota_stop = load.stop_error
-        if quota_stop is not None:
-            self._wait_for_quota(load, waits, restarts_at, state, memory)
+            journal = task_state_journal(context, self.log, fallback=wait.memory)
+            quota = self._guard_quota(hook, wait)
+            load, kept, failed = self._run(hook, journal, quota, wait)
+        # Past the ``with``: the client's session is closed before the wait is logged and the task defers.
+        if wait.stop is not None:
+            self._wait_for_quota(wait, load)
+        return self._report(context, hook, wait, load, kept, failed)
+
+    def _guard_quota(self, hook: WolkvoxHook, wait: QuotaWait) -> TokenInfo | None:
+        """The token's quota figures, read (one call) when the task waits for the quota or keeps a
+        reserve, with the client's calls limited to what the reserve leaves; None when not read.
+
+        With ``"wait"``, a quota spent before the load begins defers at once.
+        """
+        if not (wait.waiting or self.quota_reserve):
+            return None
+        read_at = now()
+        try:
+            quota = hook.token_info(operation=self.operation)
+        except WolkvoxQuotaExceededError:  # spent before the load began: when it restarts is unknown
+            if not wait.waiting:
+                raise
+            self._wait_for_quota(wait, None)
+        wait.restarts_at = restart_time(quota, read_at)
+        hook.client.limit_calls(max(quota.calls_left - self.quota_reserve, 0), reserve=self.quota_reserve)
+        return quota
+
+    def _run(
+        self, hook: WolkvoxHook, journal: Journal | None, quota: TokenInfo | None, wait: QuotaWait
+    ) -> tuple[Load, list[RecordResult], list[RecordResult]]:
+        """Build the load and drain it: the load, the results kept and the failed ones listed.
+
+        A spent quota that stops the load is noted in ``wait.stop`` when the task waits for it;
+        without ``"wait"`` it is raised, or left in the load's ``stop_error``.
+        """
+        load = self.start(hook, journal, quota)
+        # Left empty when the quota breaks the draining off: the task then defers, reporting nothing.
+        kept: list[RecordResult] = []
+        failed: list[RecordResult] = []
+        try:
+            kept, failed = self._consume(load, resumable=wait.resumable)
+        except WolkvoxQuotaExceededError as error:  # a sync's look-ups met the quota
+            if not wait.waiting:
+                raise
+            wait.stop = error
+        if wait.waiting and isinstance(load.stop_error, WolkvoxQuotaExceededError):
+            wait.stop = load.stop_error
+        return load, kept, failed
+
+    def _report(
+        self,
+        context: Context,
+        hook: WolkvoxHook,
+        wait: QuotaWait,
+        load: Load,
+        kept: list[RecordResult],
+        failed: list[RecordResult],
+    ) -> Any:
+        """Log the summary, set the lineage and the outlets' counts, push the XComs, fail if too many
+        records failed, and return the task's value."""
         summary = load.summary
         self.log.info("wolkvox load of module %r: %s", self.module, summary.as_dict())
         written = summary.created + summary.counts.get(RecordStatus.UPDATED, 0)
@@ -213,25 +241,18 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         }
         record_outlet_counts(self.outlets, context, self._lineage, counts)
         context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
-        if waiting:
-            context["ti"].xcom_push(key="quota_waits", value=waits.waits)
-        self._fail_if_too_many(load, failed, resumable=resumable)
+        if wait.waiting:
+            context["ti"].xcom_push(key="quota_waits", value=wait.waits.waits)
+        self._fail_if_too_many(load, failed, resumable=wait.resumable)
         if self.records_path is None:
             return self.returned(kept)
         return {**summary.as_dict(), "results_path": self.results_path}
 
-    def _wait_for_quota(
-        self,
-        load: Load | None,
-        waits: QuotaWaits,
-        restarts_at: datetime.datetime | None,
-        state: Any,
-        memory: MemoryStore | None,
-    ) -> NoReturn:
+    def _wait_for_quota(self, wait: QuotaWait, load: Load | None) -> NoReturn:
         """Defer until the quota restarts, or fail when that is past ``max_wait`` from this try's first
         wait. ``load`` is None when the quota was spent before it began."""
         at = now()
-        resume_at = resume_time(restarts_at, at)
+        resume_at = wait.resume_at(at)
         if load is None:
             done, calls_left = None, None
             progress = "the quota was spent before this run of the load began"
@@ -240,16 +261,14 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
             done = summary.total - summary.counts.get(RecordStatus.NOT_SENT, 0)
             calls_left = load.calls_to_finish
             progress = f"{done} records done, about {calls_left} calls left to make"
-        first = waits.first_at or at
+        first = wait.first_at(at)
         if resume_at - first > self.max_wait:
             raise AirflowFailException(
                 f"wolkvox load of module {self.module!r}: the quota is spent and restarts at "
                 f"{resume_at.isoformat(timespec='seconds')}, past max_wait ({self.max_wait}) from the first "
                 f"wait at {first.isoformat(timespec='seconds')}; {progress}"
             )
-        waits.add(at, resume_at, done, calls_left)
-        if state is not None:
-            state.set(QUOTA_WAITS_KEY, waits.waits)
+        wait.note(at, resume_at, done, calls_left)
         self.log.info(
             "wolkvox load of module %r: %s; today's quota is spent (or down to the reserve of %d); "
             "waiting until %s, %d s from now, for it to restart",
@@ -259,14 +278,10 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
             resume_at.isoformat(timespec="seconds"),
             round((resume_at - at).total_seconds()),
         )
-        carried = {
-            "waits": waits.waits,
-            "notes": dict(memory) if state is None and memory is not None else None,
-        }
         self.defer(
             trigger=date_time_trigger(resume_at),
             method_name="resume_after_quota",
-            kwargs={"carried": carried},
+            kwargs=wait.deferral_kwargs(),
         )
 
     def _consume(self, load: Load, *, resumable: bool) -> tuple[list[RecordResult], list[RecordResult]]:

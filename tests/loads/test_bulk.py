@@ -278,8 +278,8 @@ def test_a_lost_batch_is_settled_by_one_window_on_the_crm_clock(fault: Fault, ca
 def test_records_of_a_lost_answer_are_looked_up_only_once_the_request_timeout_has_passed(
     server: FakeWolkvoxServer, client: WolkvoxClient
 ) -> None:
-    # The answer is lost at once, but the CRM stores the batch a second later: a look-up before the
-    # request's timeout would find nothing and send the batch again.
+    # The answer is lost at once, but the CRM stores the batch half the timeout later: a look-up
+    # before the request's timeout would find nothing and send the batch again.
     server.inject(Fault.DROP_THEN_STORE, path=api.INSERT_MANY_PATH, after=1, delay=LOST_ANSWER_TIMEOUT / 2)
     results = list(load(client, contacts(30), batch_size=10, max_in_flight=1, dedupe_field="Email"))
 
