@@ -154,3 +154,25 @@ class WolkvoxOutcomeUnknownError(WolkvoxError):
 
     fail_fast = True
     busy_until: float | None = None
+
+
+class WolkvoxStateLockedError(WolkvoxConfigError):
+    """Another sync holds the sync state (its lock) for longer than this one waits for it.
+
+    One sync at a time per state: two at once would both look up the same new keys and create them
+    twice. ``holder`` describes the other sync (host, pid, since when) as its lock file names it.
+    """
+
+    def __init__(self, message: str, *, state: str, holder: str) -> None:
+        self.state = state
+        self.holder = holder
+        super().__init__(message)
+
+
+class WolkvoxStateWriteError(WolkvoxError):
+    """The sync's writes to the CRM are done but its state could not be written: the CRM is right,
+    the state is behind.
+
+    Not fail-fast: a task retry runs the sync again, which is safe (nothing is created twice: the
+    keys are looked up, or recalled from the task's journal) and writes the state once it can.
+    """

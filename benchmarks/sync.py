@@ -18,6 +18,10 @@ Each prints the calls by endpoint, the outcomes, and the naive cost: a look-up a
 every record (2 calls each). Targets: first run <= 1.2 x ceil(M / 1000) + ceil(new / 100) + changed
 calls; nothing changed <= 5 calls; 1 % changed <= 1.1 x changed + 5 calls.
 
+Partitions: ``--partitions`` mapped tasks (child processes, started together) sync disjoint new
+keys into one state file, then run again unchanged. Targets: every key in the state and stored
+once (0 lost, 0 duplicates), the unchanged re-runs make no call.
+
 Memory: in a fresh child process per size, a sync of ``N`` records against a state of the same
 ``N`` keys, all unchanged (no call at all): the child's peak RSS (``VmHWM``). Target < 300 MB at
 1,000,000 keys. Prints the tables and one ``target met: yes/no`` line per target; exits 1 if one is missed.
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +57,7 @@ from _harness import (
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client import WolkvoxClient
 from airflow_provider_wolkvox.loads.sync import SyncLoad, SyncOptions
-from airflow_provider_wolkvox.loads.sync.state import StateHeader, field_hashes, write_state
+from airflow_provider_wolkvox.loads.sync.state import StateHeader, field_hashes, read_state, write_state
 from airflow_provider_wolkvox.sources import read_records
 from airflow_provider_wolkvox.state_file import StateFile
 
@@ -181,6 +186,67 @@ def unchanged_sync(url: str, folder: str, keys: int) -> dict[str, float]:
     }
 
 
+def partition_sync(url: str, state: str, first: int, count: int) -> dict[str, Any]:
+    """In a fresh child, as one mapped task: a sync of the new keys ``first`` to ``first + count``."""
+    records = [contact(n) for n in range(first, first + count)]
+    with WolkvoxClient(url, TOKEN) as client:
+        load = SyncLoad(
+            client,
+            OPERATION,
+            MODULE,
+            lambda: enumerate(records),
+            SyncOptions(key_field=KEY),
+            state=StateFile(state),
+        )
+        outcomes = Counter(result.status.value for result in load)
+        return {"calls": client.calls, "outcomes": dict(outcomes)}
+
+
+def partitions(server: ServerProcess, args: argparse.Namespace) -> bool:
+    server.reset()
+    state = str(Path(tempfile.mkdtemp(prefix="wolkvox-sync-partitions-")) / "contacts.sync-state.jsonl")
+    size = args.input_records // args.partitions
+    rounds = []
+
+    def one(partition: int) -> dict[str, Any]:
+        return run_in_child(partition_sync, server.url, state, partition * size, size, timeout=600)
+
+    for name in ("first run, new keys", "re-run, nothing changed"):
+        with ThreadPoolExecutor(args.partitions) as pool:
+            runs = list(pool.map(one, range(args.partitions)))
+        rounds.append((name, runs))
+    kept = {row[0] for row in read_state(StateFile(state), StateHeader(OPERATION, MODULE, KEY))[1]}
+    keys = {str(contact(n)[KEY]) for n in range(size * args.partitions)}
+    print(f"\n{args.partitions} partitions of {size} new keys each, started together, into one state file")
+    print_table(
+        ("round", *(f"partition {n} calls" for n in range(args.partitions)), "calls", "outcomes"),
+        (
+            (
+                name,
+                *(run["calls"] for run in runs),
+                sum(run["calls"] for run in runs),
+                ", ".join(f"{count} {status}" for status, count in sorted(_outcomes(runs).items())),
+            )
+            for name, runs in rounds
+        ),
+    )
+    lost, duplicates = len(keys - kept), server.duplicates(KEY)
+    return all(
+        [
+            check(f"every key in the state: {lost} lost of {len(keys)}", lost == 0),
+            check(f"every key stored once: {duplicates} duplicates", duplicates == 0),
+            check(
+                f"unchanged re-runs: {sum(run['calls'] for run in rounds[1][1])} calls (0)",
+                sum(run["calls"] for run in rounds[1][1]) == 0,
+            ),
+        ]
+    )
+
+
+def _outcomes(runs: list[dict[str, Any]]) -> Counter[str]:
+    return sum((Counter(run["outcomes"]) for run in runs), Counter())
+
+
 def memory(server: ServerProcess, args: argparse.Namespace) -> bool:
     rows, peaks, complete = [], [], True
     with tempfile.TemporaryDirectory(prefix="wolkvox-sync-memory-") as folder:
@@ -215,6 +281,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module-records", type=int, default=50_000)
     parser.add_argument("--input-records", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--memory-keys", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--time-limit", type=float, default=3600.0, help="seconds for the whole run")
     parser.add_argument("--verbose", action="store_true", help="show the provider's log lines (the plans)")
@@ -224,6 +291,7 @@ def main() -> int:
     def measure() -> bool:
         with time_limit(args.time_limit), ServerProcess() as server:
             met = scenarios(server, args)
+            met = partitions(server, args) and met
             return memory(server, args) and met
 
     return verdict(measure)

@@ -268,7 +268,8 @@ class WolkvoxHook(BaseHook):
         """Create, update or skip each record of ``module`` by a key field; one result each, in input order.
 
         :param state_path: a sync state file (local path or ``ObjectStoragePath`` URL): keys known
-            there cost no look-up, and unchanged records no call; written whole at the end.
+            there cost no look-up, and unchanged records no call; held by this sync alone (a local
+            one through ``<state_path>.lock``) and written at the end over the state as it is then.
         :param settings: by keyword: ``key_field`` (required), ``mode``, ``lookup``, ``refresh``,
             ``batch_size``, ``max_in_flight``, ``progress_interval``; see
             :class:`~airflow_provider_wolkvox.loads.SyncOptions` for each.

@@ -136,7 +136,9 @@ class BulkLoad:
 
     def __iter__(self) -> Iterator[RecordResult]:
         options = self.options
-        progress = Progress("load", self.summary, self.client, self.total, options.progress_interval)
+        progress = Progress(
+            "load", self.summary, self.client, self.total, options.progress_interval, module=self.module
+        )
         started, calls_before = progress.started, progress.calls_before
         try:
             with ThreadPoolExecutor(options.max_in_flight, thread_name_prefix="wolkvox-load") as pool:

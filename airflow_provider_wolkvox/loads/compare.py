@@ -6,6 +6,7 @@ The CRM may give a value back in another form than it was written: numbers as st
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -48,8 +49,16 @@ def changed_fields(fields: Mapping[str, Any], held: Mapping[str, Any]) -> tuple[
 
 
 def key_text(value: Any) -> str | None:
-    """A sync key's canonical text, the same for every form the CRM may give it back in (``123``,
-    ``"123"``, ``{"type": ..., "value": 123}``); None for an empty key."""
+    """A sync key's identity: its canonical text, the same for every form the input may give it in
+    and the CRM may give it back in; None for an empty key.
+
+    Surrounding blanks do not count (``" a@x.com "`` is ``"a@x.com"``); a number is its shortest
+    decimal text, and so is a text that spells a number the way numbers print (``5``, ``5.0``,
+    ``"5"``, ``" 5.0 "`` are all ``"5"``), while a text with leading zeros, a ``+``, an exponent or
+    separators is a code, kept as written (``"007"``, ``"+573001234567"``); a typed field is its
+    ``value``'s key; case counts. Every path of a sync names a key by this text (the input's
+    duplicate check, the sync state, the scan, the ``query.php`` look-ups).
+    """
     value = _unwrap(value)
     if is_empty(value) or isinstance(value, (dict, list, tuple)):
         return None
@@ -57,8 +66,33 @@ def key_text(value: Any) -> str | None:
         return "true" if value else "false"
     if _is_number(value):
         number = _number(value)
-        return None if number is None else format(number.normalize(), "f")
-    return str(value).strip() or None
+        return None if number is None else _decimal_text(number)
+    text = str(value).strip()
+    if _PLAIN_NUMBER.fullmatch(text):
+        return _decimal_text(Decimal(text))
+    return text or None
+
+
+def key_value(value: Any) -> Any:
+    """The form a sync writes a key in: its :func:`key_text`, inside its typed field if it has one,
+    so that a ``query.php`` look-up by that text finds what the sync wrote, whatever the CRM's
+    matching rules. ``value`` must have a key (``key_text(value)`` is not None)."""
+    key = key_text(value)
+    if isinstance(value, dict) and "value" in value:
+        return {**value, "value": key}
+    return key
+
+
+# A number as numbers print: an optional minus, no leading zero, digits, an optional fraction.
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
+def _decimal_text(number: Decimal) -> str:
+    """A finite number's shortest decimal text, never an exponent, every digit kept; zero has no sign."""
+    if number.is_zero():
+        return "0"
+    text = format(number, "f")  # no rounding, unlike normalize() at the context's 28 digits
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _unwrap(value: Any) -> Any:

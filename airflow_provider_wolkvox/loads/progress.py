@@ -1,4 +1,6 @@
-"""Progress lines of a running load or sync, one every ``progress_interval`` seconds."""
+"""Progress lines of a running load or sync, one every ``progress_interval`` seconds, e.g.
+``wolkvox sync of 'contacts': 40,700/100,000 records (40.7 %), 4,067 records/s, ETA 15 s, 0 failed,
+408 API calls``."""
 
 from __future__ import annotations
 
@@ -15,17 +17,26 @@ class Progress:
     """Logs how far ``summary`` has come, at most once per ``interval`` seconds.
 
     :param what: names the work in the line, e.g. ``"load"`` or ``"sync"``.
-    :param total: the number of records, when known.
+    :param total: the number of records, when known (the line then says the share done and an ETA).
+    :param module: the CRM module, named in the line.
     """
 
     def __init__(
-        self, what: str, summary: LoadSummary, client: WolkvoxClient, total: int | None, interval: float
+        self,
+        what: str,
+        summary: LoadSummary,
+        client: WolkvoxClient,
+        total: int | None,
+        interval: float,
+        *,
+        module: str | None = None,
     ) -> None:
         self.what = what
         self.summary = summary
         self.client = client
         self.total = total
         self.interval = interval
+        self.module = module
         self.started = self._last = time.monotonic()
         self.calls_before = client.calls
 
@@ -35,14 +46,29 @@ class Progress:
         if now - self._last < self.interval:
             return
         self._last = now
+        log.info("%s", self.line(now))
+
+    def line(self, now: float | None = None) -> str:
+        """The progress line as of ``now`` (monotonic seconds; default now)."""
+        now = time.monotonic() if now is None else now
         done = self.summary.total
-        of_total = f"/{self.total}" if self.total is not None else ""
-        log.info(
-            "wolkvox %s: %d%s records done (%.0f records/s), %d failed, %d API calls",
-            self.what,
-            done,
-            of_total,
-            done / max(now - self.started, 1e-9),
-            self.summary.failed,
-            self.client.calls - self.calls_before,
-        )
+        rate = done / max(now - self.started, 1e-9)
+        what = f"wolkvox {self.what}" + (f" of {self.module!r}" if self.module is not None else "")
+        parts = [f"{done:,} records"]
+        if self.total is not None:
+            parts = [f"{done:,}/{self.total:,} records ({100 * done / max(self.total, 1):.1f} %)"]
+        parts.append(f"{rate:,.0f} records/s")
+        if self.total is not None and done < self.total and rate > 0:
+            parts.append(f"ETA {_duration((self.total - done) / rate)}")
+        parts.append(f"{self.summary.failed:,} failed")
+        parts.append(f"{self.client.calls - self.calls_before:,} API calls")
+        return f"{what}: {', '.join(parts)}"
+
+
+def _duration(seconds: float) -> str:
+    """``15 s``, ``12 min``, ``2.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

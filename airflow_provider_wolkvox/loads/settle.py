@@ -2,16 +2,16 @@
 
 Records are recognised by ``dedupe_field``. The look-ups wait until the CRM must be done with the
 request (when no answer came, the request's start plus the timeout). The records of one lost request
-are settled together: one ``queryDates.php`` window from the request's send time to then (paged
-forward while an answer holds as many records as the limit) shows every record the CRM created
-meanwhile, and each of ours is found there, or is absent if the window was read whole. A window
-holding none of them is confirmed by one ``query.php`` look-up before they are sent again. The
-window is placed on the CRM's clock, whose time zone and drift are not public: :class:`CrmClock`
-learns the offset from a record of this load whose creation time the CRM reports (one ``query.php``
-call per load), and every window is widened by ``CLOCK_MARGIN``. Per-record ``query.php`` look-ups
-are the fallback: for a request of one record, when the clock cannot be learned, when the window
-cannot be read whole (more records than the limit in one second of it) or when ``queryDates.php`` is
-refused.
+are settled together: one ``queryDates.php`` window from the request's send time to then (narrowed
+while an answer holds as many records as the limit, whatever their order: ``windows.py``) shows
+every record the CRM created meanwhile, and each of ours is found there, or is absent if the window
+was read whole. A window holding none of them is confirmed by one ``query.php`` look-up before they
+are sent again. The window is placed on the CRM's clock, whose time zone and drift are not public:
+:class:`CrmClock` learns the offset from a record of this load whose creation time the CRM reports
+(one ``query.php`` call per load), and every window is widened by ``CLOCK_MARGIN``. Per-record
+``query.php`` look-ups are the fallback: for a request of one record, when the clock cannot be
+learned, when the window cannot be read whole (more records than the limit in one second of it) or
+when ``queryDates.php`` is refused.
 """
 
 from __future__ import annotations

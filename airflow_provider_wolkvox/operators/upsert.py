@@ -28,8 +28,11 @@ class WolkvoxUpsertOperator(RecordsLoadOperator):
     :param records: a list of mappings, or a JSON array string. (templated)
     :param records_path: a ``.jsonl``/``.ndjson`` or ``.csv`` file, local or any ``ObjectStoragePath``.
         (templated)
-    :param state_path: the sync state file (local path or ``ObjectStoragePath`` URL); read first,
-        written whole at the end. (templated)
+    :param state_path: the sync state file (local path or ``ObjectStoragePath`` URL), held by the
+        task from before it is read until after it is written (a local one through a lock: see
+        docs/syncs.md, "Running syncs safely"). With a ``state_path`` the operator runs one task
+        instance at a time across DAG runs: ``max_active_tis_per_dag`` defaults to 1 (pass another
+        value, here or in ``default_args``, to override it). (templated)
     :param mode: ``"upsert"``, ``"insert_only"`` (never update) or ``"update_only"`` (never create).
     :param lookup: ``"auto"``, ``"query"`` (one call per key) or ``"scan"`` (read the module).
     :param refresh: look every key up in the CRM, ignoring the sync state.
@@ -62,6 +65,11 @@ class WolkvoxUpsertOperator(RecordsLoadOperator):
         max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN,
         **kwargs: Any,
     ) -> None:
+        if state_path is not None and "max_active_tis_per_dag" not in {
+            **(kwargs.get("default_args") or {}),
+            **kwargs,
+        }:
+            kwargs["max_active_tis_per_dag"] = 1  # one sync at a time per state, across DAG runs
         super().__init__(module=module, records=records, records_path=records_path, **kwargs)
         self.key_field = key_field
         self.state_path = state_path

@@ -5,7 +5,9 @@ Where the vendor is silent they follow the fakes' contract of ``shared/wolkvox-a
 - ``queryDates.php`` filters ``wolkvox_fecha_creacion`` from ``from`` to ``to``, both inclusive,
   "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DD HH:MM" (meaning :00), on the CRM's clock; oldest first
   (creation time, then the order of storing); at most ``limit`` records, default and cap
-  ``QUERY_DATES_LIMIT`` (a larger limit is capped). ``date`` must be true.
+  ``QUERY_DATES_LIMIT`` (a larger limit is capped). ``date`` must be true. The vendor does not
+  document the order: ``query_dates_order`` may make it newest first (the newest ``limit`` records)
+  or random (any ``limit`` of the window's records, in any order), for clients that must not rely on it.
 - ``update.php`` merges ``fields`` into the record named by ``wolkvox-id``; fields it does not name
   keep their values; ``wolkvox_fecha_modificacion`` becomes now.
 - ``delete.php`` deletes the records of ``wolkvox-id`` (an id, or a list with ``multiple``: true),
@@ -17,6 +19,7 @@ Where the vendor is silent they follow the fakes' contract of ``shared/wolkvox-a
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -44,6 +47,7 @@ from airflow_provider_wolkvox.api import (
     UPDATE_PATH,
 )
 from airflow_provider_wolkvox.testing._accounts import Account, Accounts
+from airflow_provider_wolkvox.testing._module import QUERY_DATES_ORDERS
 from airflow_provider_wolkvox.testing._requestlog import LoggedRequest
 from airflow_provider_wolkvox.testing._store import InvalidRecord, Record, RecordStore
 from airflow_provider_wolkvox.testing._wire import Refusal, Reply, json_reply
@@ -134,15 +138,24 @@ class Endpoints:
     :param accounts: the tokens' accounts, for token information and the default operation.
     :param modules: the modules that exist; None for any.
     :param insert_many_ids: answer a batch insert with one id per record.
+    :param query_dates_order: how ``queryDates.php`` lists records, one of :data:`QUERY_DATES_ORDERS`.
     """
 
     def __init__(
-        self, store: RecordStore, accounts: Accounts, modules: Iterable[str] | None, *, insert_many_ids: bool
+        self,
+        store: RecordStore,
+        accounts: Accounts,
+        modules: Iterable[str] | None,
+        *,
+        insert_many_ids: bool,
+        query_dates_order: str = "ascending",
     ) -> None:
         self._store = store
         self._accounts = accounts
         self.modules = None if modules is None else frozenset(modules)
         self.insert_many_ids = insert_many_ids
+        self.query_dates_order = query_dates_order
+        self._random = random.Random()
         self.routes: dict[str, tuple[str, Endpoint]] = {
             INSERT_PATH: ("POST", self._insert),
             INSERT_MANY_PATH: ("POST", self._insert_many),
@@ -152,6 +165,18 @@ class Endpoints:
             DELETE_PATH: ("POST", self._delete),
             TOKEN_INFO_PATH: ("GET", self._token_info),
         }
+
+    @property
+    def query_dates_order(self) -> str:
+        return self._query_dates_order
+
+    @query_dates_order.setter
+    def query_dates_order(self, value: str) -> None:
+        if value not in QUERY_DATES_ORDERS:
+            raise ValueError(
+                f"query_dates_order must be one of {', '.join(QUERY_DATES_ORDERS)}, got {value!r}"
+            )
+        self._query_dates_order = value
 
     def has_module(self, module: str) -> bool:
         return self.modules is None or module in self.modules
@@ -238,6 +263,8 @@ class Endpoints:
             _crm_time("from", start),
             _crm_time("to", end),
             min(limit, QUERY_DATES_LIMIT),
+            self.query_dates_order,
+            self._random,
         )
         return _listed(found)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Container, Iterator, Sequence
@@ -13,6 +14,11 @@ from typing import Any
 from airflow_provider_wolkvox.api import CREATED_AT_FIELD, ID_FIELD
 
 Record = dict[str, Any]
+
+#: How ``queryDates.php`` may list a window's records; the vendor does not document its order.
+#: ``"ascending"``: the oldest ``limit`` records, oldest first (the fakes' contract);
+#: ``"descending"``: the newest ``limit``, newest first; ``"random"``: any ``limit`` of them, in any order.
+QUERY_DATES_ORDERS = ("ascending", "descending", "random")
 
 _created_at = itemgetter(0)
 # An indexed field: its name, its unique values' holders and its records by value (None where absent).
@@ -124,11 +130,24 @@ class ModuleRecords:
         found = by_value.get(comparable(value), {})
         return sorted(found.values(), key=lambda record: self._sequence[record[ID_FIELD]])
 
-    def created_between(self, start: str, end: str, limit: int) -> list[Record]:
-        """Return at most ``limit`` records created from ``start`` to ``end`` (inclusive), oldest first."""
+    def created_between(
+        self, start: str, end: str, limit: int, order: str = "ascending", rng: random.Random | None = None
+    ) -> list[Record]:
+        """Return at most ``limit`` records created from ``start`` to ``end`` (inclusive).
+
+        :param order: one of :data:`QUERY_DATES_ORDERS`: which records and how they are listed
+            (creation time, then the order of storing).
+        :param rng: draws the records of ``"random"``.
+        """
         first = bisect_left(self._by_creation, start, key=_created_at)
-        last = min(bisect_right(self._by_creation, end, key=_created_at), first + limit)
-        return [self.by_id[record_id] for _, _, record_id in self._by_creation[first:last]]
+        last = max(first, bisect_right(self._by_creation, end, key=_created_at))
+        if order == "ascending":
+            positions: Sequence[int] = range(first, min(last, first + limit))
+        elif order == "descending":
+            positions = range(last - 1, max(first, last - limit) - 1, -1)
+        else:
+            positions = (rng or random.Random()).sample(range(first, last), min(limit, last - first))
+        return [self.by_id[self._by_creation[position][2]] for position in positions]
 
     def _list_indexed(self) -> None:
         """List the indexed fields once, rather than on every change of a record."""

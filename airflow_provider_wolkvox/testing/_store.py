@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import secrets
 import threading
 import time
@@ -125,9 +126,21 @@ class RecordStore:
         """Return copies of the records whose ``field`` equals ``value`` (typed values by their value)."""
         return self._copies(operation, module, lambda stored: stored.query(field, value))
 
-    def created_between(self, operation: str, module: str, start: str, end: str, limit: int) -> list[Record]:
-        """Return copies of at most ``limit`` records created from ``start`` to ``end``, oldest first."""
-        return self._copies(operation, module, lambda stored: stored.created_between(start, end, limit))
+    def created_between(
+        self,
+        operation: str,
+        module: str,
+        start: str,
+        end: str,
+        limit: int,
+        order: str = "ascending",
+        rng: random.Random | None = None,
+    ) -> list[Record]:
+        """Return copies of at most ``limit`` records created from ``start`` to ``end``, listed by ``order``
+        (see :data:`~airflow_provider_wolkvox.testing._module.QUERY_DATES_ORDERS`)."""
+        return self._copies(
+            operation, module, lambda stored: stored.created_between(start, end, limit, order, rng)
+        )
 
     def records(self, operation: str, module: str) -> list[Record]:
         """Return shallow copies of the stored records, in the order they were stored."""

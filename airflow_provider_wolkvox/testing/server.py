@@ -102,6 +102,10 @@ class FakeWolkvoxServer(FaultInjection):
     :param insert_many_ids: answer a batch insert with one id per record; False answers
         ``{"inserted": n}`` instead, as a server whose batch answer cannot be matched to the input
         would. Settable.
+    :param query_dates_order: how ``queryDates.php`` lists a window's records, whose order the vendor
+        does not document: ``"ascending"`` (default: the oldest ``limit`` records, oldest first),
+        ``"descending"`` (the newest ``limit``, newest first) or ``"random"`` (any ``limit`` of them,
+        in any order), so that a client is tested against each. Settable.
     :param unique_fields: field labels per module whose values must not repeat, e.g.
         ``{"contacts": ["Email"]}``.
     :param log_size: how many recent requests :attr:`request_log` keeps; counters are exact anyway.
@@ -113,7 +117,8 @@ class FakeWolkvoxServer(FaultInjection):
         ``hours_to_restart_count`` is the whole hours until then, rounded up. Seconds: every token's
         count restarts every ``quota_period`` seconds from :meth:`start`, and ``hours_to_restart_count``
         is the time left in the period in hours, rounded up to 6 decimals (2 s: 0.000556).
-    :raises ValueError: no token, a bad offset or period, unique fields of a module not in ``modules``.
+    :raises ValueError: no token, a bad offset or period, unique fields of a module not in ``modules``,
+        an unknown ``query_dates_order``.
     """
 
     def __init__(
@@ -125,6 +130,7 @@ class FakeWolkvoxServer(FaultInjection):
         quota: int = DEFAULT_DAILY_QUOTA,
         latency: float = 0.0,
         insert_many_ids: bool = True,
+        query_dates_order: str = "ascending",
         unique_fields: Mapping[str, Iterable[str]] | None = None,
         log_size: int = 10_000,
         modules: Iterable[str] | None = None,
@@ -139,7 +145,13 @@ class FakeWolkvoxServer(FaultInjection):
         self._accounts = Accounts(items, quota, restart)
         unique_fields = unique_fields or {}
         self._store = RecordStore(unique_fields, self._clock)
-        self._endpoints = Endpoints(self._store, self._accounts, modules, insert_many_ids=insert_many_ids)
+        self._endpoints = Endpoints(
+            self._store,
+            self._accounts,
+            modules,
+            insert_many_ids=insert_many_ids,
+            query_dates_order=query_dates_order,
+        )
         strays = sorted(module for module in unique_fields if not self._endpoints.has_module(module))
         if strays:
             raise ValueError(f"unique_fields name modules that are not in modules: {strays}")
@@ -234,6 +246,18 @@ class FakeWolkvoxServer(FaultInjection):
     @insert_many_ids.setter
     def insert_many_ids(self, value: bool) -> None:
         self._endpoints.insert_many_ids = value
+
+    @property
+    def query_dates_order(self) -> str:
+        """How ``queryDates.php`` lists a window's records (see the parameter).
+
+        :raises ValueError: set to a value other than ``"ascending"``, ``"descending"``, ``"random"``.
+        """
+        return self._endpoints.query_dates_order
+
+    @query_dates_order.setter
+    def query_dates_order(self, value: str) -> None:
+        self._endpoints.query_dates_order = value
 
     def crm_now(self) -> datetime:
         """Return the CRM's time now (naive), on which record dates and queryDates' bounds are."""

@@ -31,6 +31,8 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxQuotaReserveError,
     WolkvoxRateLimitError,
     WolkvoxServerError,
+    WolkvoxStateLockedError,
+    WolkvoxStateWriteError,
     WolkvoxTLSError,
     WolkvoxTransientError,
     WolkvoxUncertainError,
@@ -171,14 +173,18 @@ RETRYABLE: list[Any] = [
     pytest.param(WolkvoxQuotaReserveError, False, False, id="quota-reserve"),
     pytest.param(WolkvoxBadRequestError, False, False, id="4xx"),
     pytest.param(WolkvoxUnreadableIdError, False, False, id="unreadable-id"),
+    pytest.param(WolkvoxStateLockedError, False, False, id="state-locked"),
+    pytest.param(WolkvoxStateWriteError, False, True, id="state-write"),
     pytest.param(WolkvoxOutcomeUnknownError, False, False, id="outcome-unknown"),
 ]
 
 
 @pytest.mark.parametrize(("error", "for_insert", "for_read"), RETRYABLE)
 def test_is_retryable(error: type[WolkvoxError], for_insert: bool, for_read: bool) -> None:
-    assert is_retryable(error("x"), idempotent=False) is for_insert
-    assert is_retryable(error("x"), idempotent=True) is for_read
+    # The lock's error names the state and its holder as well.
+    made = error("x", state="s", holder="h") if error is WolkvoxStateLockedError else error("x")  # type: ignore[call-arg]
+    assert is_retryable(made, idempotent=False) is for_insert
+    assert is_retryable(made, idempotent=True) is for_read
 
 
 def test_the_table_names_every_error() -> None:

@@ -324,8 +324,11 @@ def test_a_window_too_dense_to_read_whole_falls_back_to_one_look_up_per_record(
 def test_progress_is_logged(client: WolkvoxClient, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
         list(load(client, contacts(50), batch_size=5, progress_interval=0))
-    assert "records done" in caplog.text
-    assert "/50 records done" in caplog.text
+    assert "wolkvox load of 'contacts': " in caplog.text
+    assert "/50 records (" in caplog.text
+    assert "50/50 records (100.0 %)" in caplog.text
+    assert "/50 records (10.0 %), " in caplog.text
+    assert "records/s, ETA " in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -333,9 +333,8 @@ def test_auto_looks_a_few_keys_up_one_by_one(
     assert server.calls(api.QUERY_PATH) == 3
     assert server.calls(api.QUERY_DATES_PATH) == 0
     assert (
-        "wolkvox sync plan for module 'contacts' by 'Email': 3 records; 0 keys known from the sync state "
-        "(0 unchanged: no call; 0 changed: one update.php call each); 3 keys to look up one by one with "
-        "query.php (3 calls). Calls before the writes of the looked-up keys: 3." in caplog.text
+        "wolkvox sync of module 'contacts' by 'Email': 3 keys: 3 to look up (3 query.php calls), then "
+        "about 1 insertMany call, plus one update call per looked-up key found changed." in caplog.text
     )
 
 
@@ -390,7 +389,7 @@ def test_a_rerun_after_a_stopped_try_looks_up_only_the_keys_it_had_not_written(
 
     assert [r.status for r in first] == [RecordStatus.CREATED] * 2 + [RecordStatus.NOT_SENT] * 4
     assert server.calls(api.QUERY_PATH) - lookups == 4
-    assert "6 records; 2 written by an earlier try (no call); 0 keys known" in caplog.text
+    assert "6 keys: 2 written by an earlier try (no call), 4 to look up (4 query.php calls)" in caplog.text
     assert [(r.status, r.wolkvox_id) for r in second[:2]] == [(r.status, r.wolkvox_id) for r in first[:2]]
     assert [r.status for r in second] == [RecordStatus.CREATED] * 6
     assert sorted(stored(server)) == sorted(record["Email"] for record in records)

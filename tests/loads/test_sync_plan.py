@@ -8,6 +8,8 @@ scans beyond that. A scan costs about one call per 1,000 records, with a 20 % ma
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from airflow_provider_wolkvox.loads.sync.plan import SyncPlan
@@ -74,45 +76,67 @@ def test_lookup_calls(lookup: str, to_look_up: int, module_size: int | None, exp
     assert plan.lookup_calls == expected
 
 
-HEAD = "wolkvox sync plan for module 'contacts' by 'Email': "
+HEAD = "wolkvox sync of module 'contacts' by 'Email': "
 DESCRIBE = [
     pytest.param(
         SyncPlan(records=10, known=10, changed=2),
-        "10 records; 10 keys known from the sync state (8 unchanged: no call; "
-        "2 changed: one update.php call each); nothing to look up. "
-        "Calls before the writes of the looked-up keys: 2.",
+        {},
+        "10 keys: 10 known from the state (2 changed), nothing to look up, then 2 update calls.",
         id="nothing-to-look-up",
     ),
     pytest.param(
+        SyncPlan(records=10, known=10),
+        {},
+        "10 keys: 10 known from the state (0 changed), nothing to look up, nothing to write.",
+        id="nothing-to-do",
+    ),
+    pytest.param(
         SyncPlan(records=20, done=5, known=3, changed=1, to_look_up=12, lookup="query"),
-        "20 records; 5 written by an earlier try (no call); 3 keys known from the sync state "
-        "(2 unchanged: no call; 1 changed: one update.php call each); "
-        "12 keys to look up one by one with query.php (12 calls). "
-        "Calls before the writes of the looked-up keys: 13.",
+        {},
+        "20 keys: 5 written by an earlier try (no call), 3 known from the state (1 changed), "
+        "12 to look up (12 query.php calls), then about 1 insertMany and 1 update call, "
+        "plus one update call per looked-up key found changed.",
         id="query-after-an-earlier-try",
     ),
     pytest.param(
+        SyncPlan(records=20_000, known=19_800, changed=150, to_look_up=200, lookup="query"),
+        {},
+        "20,000 keys: 19,800 known from the state (150 changed), 200 to look up (200 query.php calls), "
+        "then about 2 insertMany and 150 update calls, plus one update call per looked-up key found changed.",
+        id="the-issue's-example",
+    ),
+    pytest.param(
         SyncPlan(records=3000, to_look_up=3000, lookup="scan", module_size=10_000),
-        "3000 records; 0 keys known from the sync state (0 unchanged: no call; "
-        "0 changed: one update.php call each); "
-        "3000 keys to look up by a scan of the module with queryDates.php "
-        "(about 12 calls for its 10000 records, where one query.php call per key would cost 3000). "
-        "Calls before the writes of the looked-up keys: 12.",
+        {"batch_size": 500},
+        "3,000 keys: 3,000 to look up by a scan of the module (about 12 queryDates.php calls to read its "
+        "10,000 records, instead of 3,000 query.php calls), then about 6 insertMany calls, "
+        "plus one update call per looked-up key found changed.",
         id="scan-size-known",
     ),
     pytest.param(
         SyncPlan(records=500, known=4, changed=4, to_look_up=496, lookup="scan"),
-        "500 records; 4 keys known from the sync state (0 unchanged: no call; "
-        "4 changed: one update.php call each); "
-        "496 keys to look up by a scan of the module with queryDates.php "
-        "(about one call per 1000 records; its size is not known yet, "
-        "where one query.php call per key would cost 496). "
-        "Calls before the writes of the looked-up keys: 5.",
-        id="scan-size-unknown",
+        {"mode": "update_only"},
+        "500 keys: 4 known from the state (4 changed), 496 to look up by a scan of the module (about one "
+        "queryDates.php call per 1,000 records, its size not known yet, instead of 496 query.php calls), "
+        "then 4 update calls, plus one update call per looked-up key found changed.",
+        id="scan-size-unknown-update-only",
+    ),
+    pytest.param(
+        SyncPlan(records=101, known=100, changed=7, to_look_up=1, lookup="query"),
+        {"mode": "insert_only"},
+        "101 keys: 100 known from the state (7 changed), 1 to look up (1 query.php call), "
+        "then about 1 insertMany call.",
+        id="insert-only-never-updates",
+    ),
+    pytest.param(
+        SyncPlan(records=3, to_look_up=3, lookup="query"),
+        {"mode": "update_only"},
+        "3 keys: 3 to look up (3 query.php calls), then one update call per looked-up key found changed.",
+        id="update-only-nothing-known",
     ),
 ]
 
 
-@pytest.mark.parametrize(("plan", "expected"), DESCRIBE)
-def test_describe(plan: SyncPlan, expected: str) -> None:
-    assert plan.describe("contacts", "Email") == HEAD + expected
+@pytest.mark.parametrize(("plan", "options", "expected"), DESCRIBE)
+def test_describe(plan: SyncPlan, options: dict[str, Any], expected: str) -> None:
+    assert plan.describe("contacts", "Email", **options) == HEAD + expected

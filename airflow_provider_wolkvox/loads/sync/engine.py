@@ -5,7 +5,8 @@ and compares it with the sync state; then the keys the state does not know are l
 or by a scan of the module); the last pass decides each record (create, update the fields that
 differ, leave unchanged, skip by the mode, ambiguous) and writes, creates in ``insertMany.php``
 batches, updates one ``update.php`` call each, ``max_in_flight`` at a time. The sync state, when
-kept, is written whole at the end.
+kept, is held by the sync from before it is read until after it is written, at the end, over the
+state as it is then (``state.py``).
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
-from airflow_provider_wolkvox.exceptions import WolkvoxInputError
-from airflow_provider_wolkvox.fields import prepare_record
+from airflow_provider_wolkvox.exceptions import WolkvoxInputError, WolkvoxStateWriteError
+from airflow_provider_wolkvox.fields import encode_fields, prepare_record
 from airflow_provider_wolkvox.loads.bulk import GROUP_SPAN
-from airflow_provider_wolkvox.loads.compare import changed_fields, key_text
+from airflow_provider_wolkvox.loads.compare import key_text, key_value
 from airflow_provider_wolkvox.loads.journal import Journal
 from airflow_provider_wolkvox.loads.pipeline import ordered
 from airflow_provider_wolkvox.loads.progress import Progress
@@ -37,10 +39,12 @@ from airflow_provider_wolkvox.loads.sync.state import (
     StateHeader,
     StateStorage,
     field_hashes,
+    missing_state_warning,
     read_state,
+    write_failure,
     write_state,
 )
-from airflow_provider_wolkvox.loads.sync.updates import Updater
+from airflow_provider_wolkvox.loads.sync.updates import Updater, changes
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +52,19 @@ log = logging.getLogger(__name__)
 Label = int | str
 #: A fresh pass over the input each call: (label, fields) of every record.
 Source = Callable[[], Iterable[tuple[Label, Mapping[str, Any]]]]
-# Results a sync reuses from an earlier try of the task: nothing more to write for these.
+# Results a sync reuses from an earlier try of the task: nothing more to write for these (a record
+# found unchanged or skipped is noted with its id, so that a clear does not look it up again).
 _DONE = frozenset(
-    {RecordStatus.CREATED.value, RecordStatus.CREATED_ID_UNKNOWN.value, RecordStatus.UPDATED.value}
+    {
+        RecordStatus.CREATED.value,
+        RecordStatus.CREATED_ID_UNKNOWN.value,
+        RecordStatus.UPDATED.value,
+        RecordStatus.UNCHANGED.value,
+        RecordStatus.SKIPPED.value,
+    }
 )
+# Results noted in the journal by the sync itself (the others are noted by the requests that made them).
+_FOUND = (RecordStatus.UNCHANGED, RecordStatus.SKIPPED)
 
 
 def sync_source(records: Iterable[Mapping[str, Any]]) -> Source:
@@ -68,9 +81,11 @@ class SyncLoad:
     then); look-ups and writes happen during the iteration.
 
     :param records: a fresh pass over the input on each call (see :data:`Source`).
-    :param state: where the sync state lives, read first and written whole at the end (see ``state.py``).
+    :param state: where the sync state lives, held by this sync from now until the end of the
+        iteration (or :meth:`close`), read first and written at the end (see ``state.py``).
     :param journal: where this sync notes its writes, and finds an earlier try's.
     :raises WolkvoxInputError: a bad record, a record without its key, a key given twice, a bad state file.
+    :raises WolkvoxStateLockedError: another sync holds the state for longer than the storage waits.
     """
 
     def __init__(
@@ -98,14 +113,24 @@ class SyncLoad:
         # Removed at the end of the iteration, or when a sync that never ran is collected.
         self._close_index = weakref.finalize(self, self._index.close)
         self._header = StateHeader(operation, module, options.key_field)
-        stored: StateHeader | None = None
-        if state is not None:
-            stored, rows = read_state(state, self._header)
-            self._index.load_state(rows)
-        self.plan = SyncPlan(module_size=None if stored is None else stored.module_size)
-        self._check_input()
-        self.plan.choose(options.lookup)
-        log.info("%s", self.plan.describe(module, options.key_field))
+        # The state is held from before it is read until after it is written, or the sync dropped.
+        self._owner = ExitStack()
+        self._stored: StateHeader | None = None
+        self._release_state = weakref.finalize(self, self._owner.close)
+        try:
+            self._read_state()
+            self.plan = SyncPlan(module_size=None if self._stored is None else self._stored.module_size)
+            self._check_input()
+            self.plan.choose(options.lookup)
+        except BaseException:
+            self._release_state()
+            raise
+        if state is not None and self._stored is None and not options.refresh and self.plan.to_look_up:
+            log.warning("%s", missing_state_warning(state.name, self.plan))
+        log.info(
+            "%s",
+            self.plan.describe(module, options.key_field, mode=options.mode, batch_size=options.batch_size),
+        )
 
     @property
     def calls_to_finish(self) -> int:
@@ -120,7 +145,14 @@ class SyncLoad:
 
     def __iter__(self) -> Iterator[RecordResult]:
         options = self.options
-        progress = Progress("sync", self.summary, self.client, self.plan.records, options.progress_interval)
+        progress = Progress(
+            "sync",
+            self.summary,
+            self.client,
+            self.plan.records,
+            options.progress_interval,
+            module=self.module,
+        )
         started, calls_before = progress.started, progress.calls_before
         try:
             self._look_up()
@@ -134,14 +166,46 @@ class SyncLoad:
                         self.summary.add(result)
                         yield result
                     progress.tick()
-            if self.state is not None:
-                write_state(self.state, self._header, self._index.state_rows())
+            self._write_state()
         finally:
             self.summary.calls = self.client.calls - calls_before
             self.summary.elapsed_seconds = time.monotonic() - started
             if self.stop_error is not None:
                 self.summary.stopped_reason = str(self.stop_error)
             self._close_index()
+            self._release_state()
+
+    def close(self) -> None:
+        """Drop a sync that will not be iterated: release its state and its working index."""
+        self._release_state()
+        self._close_index()
+
+    # The sync state
+
+    def _read_state(self) -> None:
+        """Hold the state and read it into the index (its header into ``_stored``: None when none)."""
+        if self.state is not None:
+            self._owner.enter_context(self.state.owned())
+            self._stored, rows = read_state(self.state, self._header, refresh=self.options.refresh)
+            self._index.load_state(rows)
+
+    def _write_state(self) -> None:
+        """Write this run's entries over the state as it is now (see ``state.py``).
+
+        :raises WolkvoxStateWriteError: saying that the CRM writes succeeded and the state is behind.
+        """
+        if self.state is None:
+            return
+        stored, size = self._stored, self._header.module_size
+        unchanged = stored is not None and not self._index.changed() and size in (None, stored.module_size)
+        if unchanged and not self.options.refresh:  # refresh rewrites it, as a rebuild
+            return  # nothing new to note: the state stays as it is
+        try:
+            write_state(self.state, self._header, self._index.state_entries())
+        except Exception as error:
+            counts = {status.value: count for status, count in self.summary.counts.items()}
+            relearn = self.plan.lookup_calls + self.plan.changed
+            raise WolkvoxStateWriteError(write_failure(self.state.name, error, counts, relearn)) from error
 
     # The first pass
 
@@ -152,10 +216,10 @@ class SyncLoad:
             record, key = self._prepared(position, label, fields)
             done = self._written_earlier(record, keys) is not None
             known = None if self.options.refresh or done else self._index.known(key)
-            if known is not None and known.hashes is None:
-                known = None  # its values are not known: look it up
+            if known is not None and known.hashes is None and self.options.mode != "insert_only":
+                known = None  # its values are not known: look it up (insert_only needs only its id)
             look_up = known is None and not done
-            earlier = self._index.add_input(key, str(label), record.fields[key_field], look_up=look_up)
+            earlier = self._index.add_input(key, str(label), look_up=look_up)
             if earlier is not None:
                 raise WolkvoxInputError(
                     f"{_name(earlier)} and {_name(label)} have the same key {key_field}="
@@ -170,17 +234,21 @@ class SyncLoad:
                 plan.to_look_up += 1
             else:
                 plan.known += 1
-                plan.changed += bool(_changed_by_hashes(record.fields, known))
+                if self.options.mode != "insert_only":  # which never updates
+                    plan.changed += bool(_changed_by_hashes(record.fields, known, key_field))
 
     def _prepared(self, position: int, label: Label, fields: Mapping[str, Any]) -> tuple[PreparedRecord, str]:
+        key_field = self.options.key_field
         prepared, body = prepare_record(fields, record=label)
-        key = key_text(prepared.get(self.options.key_field))
+        key = key_text(prepared.get(key_field))
         if key is None:
             raise WolkvoxInputError(
-                f"{_name(label)}: no value for the key field {self.options.key_field!r}",
-                record=label,
-                field=self.options.key_field,
+                f"{_name(label)}: no value for the key field {key_field!r}", record=label, field=key_field
             )
+        written = key_value(prepared[key_field])
+        if written != prepared[key_field]:  # the key is written as it is looked up: by its identity
+            prepared = {**prepared, key_field: written}
+            body = encode_fields(prepared, record=label)
         return PreparedRecord(position, prepared, body), key
 
     # Looking up
@@ -230,12 +298,13 @@ class SyncLoad:
                     return Decision(record, key, RecordResult(record.index, RecordStatus.SKIPPED, key=key))
                 return Decision(record, key)
             wolkvox_id = str(holders[0][api.ID_FIELD])
-            changed = changed_fields(record.fields, holders[0])
+            changed = changes(record.fields, holders[0], self.options.key_field)
         else:
             known = self._index.known(key)
             if known is None:
                 raise AssertionError(f"key {key!r} is neither looked up nor known from the state")
-            wolkvox_id, changed = known.wolkvox_id, _changed_by_hashes(record.fields, known)
+            wolkvox_id = known.wolkvox_id
+            changed = _changed_by_hashes(record.fields, known, self.options.key_field)
         if mode == "insert_only":
             return Decision(
                 record, key, RecordResult(record.index, RecordStatus.SKIPPED, wolkvox_id, key=key)
@@ -250,12 +319,12 @@ class SyncLoad:
         """Write one group: its creates in one batch, its updates one by one; results in input order."""
         results: dict[int, RecordResult] = {d.record.index: d.result for d in group if d.result is not None}
         creates = [d for d in group if _creates(d)]
+        updates = [d for d in group if d.result is None and d.update_id is not None]
         if creates:
             sent = self._create([d.record for d in creates])
-            results.update((r.index, _keyed(r, d.key)) for d, r in zip(creates, sent, strict=True))
-        for decision in group:
-            if decision.result is None and decision.update_id is not None:
-                results[decision.record.index] = self.updater.update(decision)
+            results.update((r.index, self._created(d, r)) for d, r in zip(creates, sent, strict=True))
+        for decision in updates:
+            results[decision.record.index] = self.updater.update(decision)
         return group, [results[d.record.index] for d in group]
 
     def _create(self, records: Sequence[PreparedRecord]) -> list[RecordResult]:
@@ -264,28 +333,49 @@ class SyncLoad:
     def _create_again(self, decision: Decision) -> RecordResult:
         """Create the record of a key whose CRM record is gone (its update was refused)."""
         [result] = self._create([decision.record])
+        return self._created(decision, result)
+
+    def _created(self, decision: Decision, result: RecordResult) -> RecordResult:
+        """The result of a create; a refused one is looked up, in case another writer holds its key."""
+        if result.status is RecordStatus.REJECTED:
+            result = self.updater.taken(decision, result)
         return _keyed(result, decision.key)
 
     def _keep(self, group: list[Decision], results: list[RecordResult]) -> None:
-        """Note in the sync state what the CRM now holds for each key of ``group``."""
+        """Note in the sync state what the CRM now holds for each key of ``group``, and in the journal
+        the records found in the CRM without a write (unchanged, skipped), so that a clear of the
+        task recalls them rather than looking them up again."""
         kept: list[tuple[str, str, dict[str, str] | None]] = []
+        found: list[tuple[str, RecordResult]] = []
         for decision, result in zip(group, results, strict=True):
             if result.status in (RecordStatus.CREATED, RecordStatus.UPDATED, RecordStatus.UNCHANGED):
                 kept.append((decision.key, str(result.wolkvox_id), field_hashes(decision.record.fields)))
             elif result.status is RecordStatus.SKIPPED and result.wolkvox_id is not None:
                 kept.append((decision.key, result.wolkvox_id, None))
+            if result.status in _FOUND and result.wolkvox_id is not None and self._new_note(decision, result):
+                found.append((str(decision.record.key), result))
         self._index.keep(kept)
+        if found and self.journal is not None:
+            self.journal.settled(None, found, time.time())
+
+    def _new_note(self, decision: Decision, result: RecordResult) -> bool:
+        """False when an earlier try of the task noted this result of the record already."""
+        if self.journal is None:
+            return False
+        note = self.journal.recall(str(decision.record.key))
+        return note is None or (note.status, note.wolkvox_id) != (result.status.value, result.wolkvox_id)
 
 
 def _creates(decision: Decision) -> bool:
     return decision.result is None and decision.update_id is None
 
 
-def _changed_by_hashes(fields: dict[str, Any], known: Known) -> tuple[str, ...]:
-    """The fields whose value differs from the one last written, by the state's digests."""
+def _changed_by_hashes(fields: dict[str, Any], known: Known, key_field: str) -> tuple[str, ...]:
+    """The fields whose value differs from the one last written, by the state's digests; never the
+    key, which the record holds by its identity (a state may have digested another form of it)."""
     hashes = known.hashes or {}
     now = field_hashes(fields)
-    return tuple(name for name, digest in now.items() if hashes.get(name) != digest)
+    return tuple(name for name, digest in now.items() if hashes.get(name) != digest and name != key_field)
 
 
 def _keyed(result: RecordResult, key: str) -> RecordResult:

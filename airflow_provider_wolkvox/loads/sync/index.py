@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 _SCHEMA = """
-CREATE TABLE state (key TEXT PRIMARY KEY, id TEXT NOT NULL, hashes TEXT);
-CREATE TABLE inputs (key TEXT PRIMARY KEY, label TEXT NOT NULL, value TEXT NOT NULL, looked_up INTEGER);
+CREATE TABLE state (key TEXT PRIMARY KEY, id TEXT NOT NULL, hashes TEXT, written INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE inputs (key TEXT PRIMARY KEY, label TEXT NOT NULL, looked_up INTEGER);
 CREATE TABLE crm (key TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (key, id));
 """
+
+# The hashes a key keeps when noted again: the old ones when the new are not known for the same record.
+_KEPT_HASHES = "(CASE WHEN excluded.hashes IS NULL AND id = excluded.id THEN hashes ELSE excluded.hashes END)"
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class SyncIndex:
         """Add (key, wolkvox_id, hashes) rows; return how many."""
         with self._db:
             cursor = self._db.executemany(
-                "INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO state (key, id, hashes) VALUES (?, ?, ?)",
                 ((key, wolkvox_id, _dump(hashes)) for key, wolkvox_id, hashes in rows),
             )
         return cursor.rowcount
@@ -61,44 +64,58 @@ class SyncIndex:
         return None if row is None else Known(row[0], _load(row[1]))
 
     def keep(self, rows: Iterable[tuple[str, str, dict[str, str] | None]]) -> None:
-        """Note (key, wolkvox_id, hashes) as the state the CRM now holds; hashes None keeps the old ones."""
+        """Note (key, wolkvox_id, hashes) as the state the CRM now holds; hashes None keeps the old ones.
+
+        A key new to the state, or whose entry this changes, is this run's when the state is written
+        (:meth:`state_entries`)."""
+        # Every expression of the SET reads the row as it was before the update.
         with self._db:
             self._db.executemany(
-                "INSERT INTO state VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET id = excluded.id, "
-                "hashes = CASE WHEN excluded.hashes IS NULL AND id = excluded.id THEN hashes "
-                "ELSE excluded.hashes END",
+                "INSERT INTO state VALUES (?, ?, ?, 1) ON CONFLICT (key) DO UPDATE SET id = excluded.id, "
+                f"hashes = {_KEPT_HASHES}, "
+                f"written = written OR id IS NOT excluded.id OR hashes IS NOT {_KEPT_HASHES}",
                 ((key, wolkvox_id, _dump(hashes)) for key, wolkvox_id, hashes in rows),
             )
+
+    def changed(self) -> bool:
+        """True when this run noted a key new to the state, or changed one's entry."""
+        return self._db.execute("SELECT 1 FROM state WHERE written = 1 LIMIT 1").fetchone() is not None
 
     def state_rows(self) -> Iterator[tuple[str, str, dict[str, str] | None]]:
         for key, wolkvox_id, hashes in self._db.execute("SELECT key, id, hashes FROM state ORDER BY key"):
             yield key, wolkvox_id, _load(hashes)
 
+    def state_entries(self) -> Iterator[tuple[str, str, dict[str, str] | None, bool]]:
+        """(key, wolkvox_id, hashes, noted by this run) of every key, in ascending key order: the
+        entries the sync state is written from (``written`` False: only read from the state)."""
+        rows = self._db.execute("SELECT key, id, hashes, written FROM state ORDER BY key")
+        for key, wolkvox_id, hashes, written in rows:
+            yield key, wolkvox_id, _load(hashes), bool(written)
+
     # The input's keys
 
-    def add_input(self, key: str, label: str, value: Any, *, look_up: bool) -> str | None:
-        """Note an input key; return the label of the earlier record holding it, if one did."""
+    def add_input(self, key: str, label: str, *, look_up: bool) -> str | None:
+        """Note an input key (its identity, ``compare.key_text``); return the label of the earlier
+        record holding it, if one did."""
         try:
             with self._db:
-                self._db.execute(
-                    "INSERT INTO inputs VALUES (?, ?, ?, ?)", (key, label, json.dumps(value), int(look_up))
-                )
+                self._db.execute("INSERT INTO inputs VALUES (?, ?, ?)", (key, label, int(look_up)))
         except sqlite3.IntegrityError:
             row = self._db.execute("SELECT label FROM inputs WHERE key = ?", (key,)).fetchone()
             return str(row[0])
         return None
 
-    def to_look_up(self, *, unfound_only: bool = False) -> Iterator[tuple[str, Any]]:
-        """(key, the key's value as the input gave it) of every input key to look up in the CRM.
+    def to_look_up(self, *, unfound_only: bool = False) -> Iterator[str]:
+        """Every input key to look up in the CRM, in input order.
 
         :param unfound_only: only the keys no CRM record was found holding yet.
         """
         unfound = " AND key NOT IN (SELECT key FROM crm)" if unfound_only else ""
         rows = self._db.execute(
-            f"SELECT key, value FROM inputs WHERE looked_up = 1{unfound} ORDER BY rowid"
+            f"SELECT key FROM inputs WHERE looked_up = 1{unfound} ORDER BY rowid"
         ).fetchall()
-        for key, value in rows:
-            yield key, json.loads(value)
+        for (key,) in rows:
+            yield key
 
     def looks_up(self, key: str) -> bool:
         """True when ``key`` is an input key looked up in the CRM (not known from the state)."""

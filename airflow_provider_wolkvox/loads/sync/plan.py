@@ -111,24 +111,50 @@ class SyncPlan:
     def lookup_calls(self) -> int:
         return {"none": 0, "query": self.to_look_up, "scan": self.scan_calls}[self.lookup]
 
-    def describe(self, module: str, key_field: str) -> str:
-        """The plan for the log, with its call estimate."""
-        unchanged = self.known - self.changed
-        how = {
-            "none": "nothing to look up",
-            "query": f"{self.to_look_up} keys to look up one by one with query.php ({self.to_look_up} calls)",
-            "scan": f"{self.to_look_up} keys to look up by a scan of the module with queryDates.php (about "
-            + (
-                f"{self.scan_calls} calls for its {self.module_size} records"
+    def describe(
+        self, module: str, key_field: str, *, mode: str = "upsert", batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> str:
+        """The plan for the log in plain words, with the calls it will cost, e.g. "wolkvox sync of module
+        'contacts' by 'Email': 20,000 keys: 19,800 known from the state (150 changed), 200 to look up
+        (200 query.php calls), then about 2 insertMany and 150 update calls, plus one update call per
+        looked-up key found changed."
+
+        The writes are an estimate before the look-ups: as if every looked-up key were new (``mode``
+        permitting), each of them found changed adding an update call.
+        """
+        parts = []
+        if self.done:
+            parts.append(f"{self.done:,} written by an earlier try (no call)")
+        if self.known:
+            parts.append(f"{self.known:,} known from the state ({self.changed:,} changed)")
+        if self.lookup == "query":
+            parts.append(f"{self.to_look_up:,} to look up ({_calls(self.to_look_up, 'query.php')})")
+        elif self.lookup == "scan":
+            size = (
+                f"about {_calls(self.scan_calls, 'queryDates.php')} to read its {self.module_size:,} records"
                 if self.module_size is not None
-                else "one call per 1000 records; its size is not known yet"
+                else "about one queryDates.php call per 1,000 records, its size not known yet"
             )
-            + f", where one query.php call per key would cost {self.to_look_up})",
-        }[self.lookup]
-        earlier = f"{self.done} written by an earlier try (no call); " if self.done else ""
-        return (
-            f"wolkvox sync plan for module {module!r} by {key_field!r}: {self.records} records; {earlier}"
-            f"{self.known} keys known from the sync state ({unchanged} unchanged: no call; {self.changed} "
-            f"changed: one update.php call each); {how}. Calls before the writes of the looked-up keys: "
-            f"{self.lookup_calls + self.changed}."
-        )
+            parts.append(
+                f"{self.to_look_up:,} to look up by a scan of the module ({size}, "
+                f"instead of {_calls(self.to_look_up, 'query.php')})"
+            )
+        else:
+            parts.append("nothing to look up")
+        creates = -(-self.to_look_up // batch_size) if mode != "update_only" else 0
+        updates = self.changed if mode != "insert_only" else 0
+        writes = [(count, name) for count, name in ((creates, "insertMany"), (updates, "update")) if count]
+        tail = ""
+        if writes:
+            listed = " and ".join(f"{count:,} {name}" for count, name in writes)
+            tail = f"then {'about ' if creates else ''}{listed} call{'' if writes[-1][0] == 1 else 's'}"
+        if self.to_look_up and mode != "insert_only":
+            more = "one update call per looked-up key found changed"
+            tail = f"{tail}, plus {more}" if tail else f"then {more}"
+        parts.append(tail or "nothing to write")
+        head = f"wolkvox sync of module {module!r} by {key_field!r}: {self.records:,} keys"
+        return f"{head}: {', '.join(parts)}."
+
+
+def _calls(count: int, endpoint: str) -> str:
+    return f"{count:,} {endpoint} call{'' if count == 1 else 's'}"

@@ -4,19 +4,35 @@ An update the CRM refuses (any 4xx) is looked up by its key: the record is gone 
 since the sync state was written) → created again in ``upsert`` mode, skipped in ``update_only``;
 the key now names another record → that one is updated; several → ambiguous; the same record →
 the update itself was refused, with the CRM's reason.
+
+A create the CRM refuses (any 4xx) may have met a key another writer created after the sync's
+look-up (a unique field refuses the second record): the key is looked up once more and, when found,
+updated (``upsert``) or skipped with its id (``insert_only``), never reported rejected. Every
+look-up here sends the key's identity (``compare.key_text``), as the first one did.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.exceptions import WolkvoxBadRequestError, WolkvoxError, WolkvoxUncertainError
-from airflow_provider_wolkvox.loads.compare import changed_fields, key_holders
+from airflow_provider_wolkvox.loads.compare import changed_fields
 from airflow_provider_wolkvox.loads.results import RecordResult, RecordStatus
 from airflow_provider_wolkvox.loads.sender import Sender
+from airflow_provider_wolkvox.loads.sync.lookup import look_up_key
 from airflow_provider_wolkvox.loads.sync.plan import Decision, SyncOptions
+
+log = logging.getLogger(__name__)
+
+
+def changes(fields: Mapping[str, Any], holder: Mapping[str, Any], key_field: str) -> tuple[str, ...]:
+    """The fields of a record to write to the CRM record ``holder`` that holds its key: those whose
+    value differs, never the key itself (``holder`` holds it, maybe in another equivalent form)."""
+    return tuple(name for name in changed_fields(fields, holder) if name != key_field)
 
 
 class Updater:
@@ -57,16 +73,10 @@ class Updater:
         return result
 
     def _refused(self, decision: Decision, refusal: WolkvoxBadRequestError) -> RecordResult:
-        sender, key_field, record = self.sender, self.options.key_field, decision.record
-        try:
-            matches = sender.client.query(
-                sender.operation, sender.module, key_field, record.fields[key_field]
-            )
-        except WolkvoxError as error:
-            if error.fail_fast:
-                sender.stop(error)
+        record = decision.record
+        holders = self._holders(decision)
+        if holders is None:
             return self._failed(decision, RecordStatus.REJECTED, refusal)
-        holders = key_holders(matches, key_field, decision.key)
         ids = tuple(str(holder[api.ID_FIELD]) for holder in holders)
         if len(holders) > 1:
             return RecordResult(record.index, RecordStatus.AMBIGUOUS, key=decision.key, matches=ids)
@@ -76,10 +86,52 @@ class Updater:
             return self.create_again(decision)
         if ids[0] == decision.update_id:
             return self._failed(decision, RecordStatus.REJECTED, refusal)
-        decision.update_id = ids[0]
-        decision.fields = changed_fields(record.fields, holders[0])
+        return self._update_holder(decision, holders[0])
+
+    def taken(self, decision: Decision, refused: RecordResult) -> RecordResult:
+        """What became of the record of a create the CRM refused (``refused``): when its key is held
+        now (another writer created it after the look-up), that record updated (``upsert``) or
+        left alone (``insert_only``); else the refusal. One ``query.php`` call."""
+        if self.sender.stop_error is not None:
+            return refused
+        holders = self._holders(decision)
+        if not holders:
+            return refused
+        ids = tuple(str(holder[api.ID_FIELD]) for holder in holders)
+        log.info(
+            "wolkvox refused creating key %r (%s) and the CRM now holds it (record %s): another writer "
+            "created it after the look-up",
+            decision.key,
+            refused.msg,
+            ", ".join(ids),
+        )
+        record = decision.record
+        if len(holders) > 1:
+            return RecordResult(record.index, RecordStatus.AMBIGUOUS, key=decision.key, matches=ids)
+        if self.options.mode == "insert_only":
+            return RecordResult(record.index, RecordStatus.SKIPPED, ids[0], key=decision.key)
+        return self._update_holder(decision, holders[0])
+
+    def _holders(self, decision: Decision) -> list[dict[str, Any]] | None:
+        """The CRM records holding the decision's key, by its identity; None when the look-up failed."""
+        sender = self.sender
+        try:
+            return look_up_key(
+                sender.client, sender.operation, sender.module, self.options.key_field, decision.key
+            )
+        except WolkvoxError as error:
+            if error.fail_fast:
+                sender.stop(error)
+            return None
+
+    def _update_holder(self, decision: Decision, holder: dict[str, Any]) -> RecordResult:
+        """Write the changed fields of the decision's record to ``holder``, the CRM record holding its key."""
+        decision.update_id = str(holder[api.ID_FIELD])
+        decision.fields = changes(decision.record.fields, holder, self.options.key_field)
         if not decision.fields:
-            return RecordResult(record.index, RecordStatus.UNCHANGED, ids[0], key=decision.key)
+            return RecordResult(
+                decision.record.index, RecordStatus.UNCHANGED, decision.update_id, key=decision.key
+            )
         return self.update(decision, after_refusal=True)
 
     @staticmethod
