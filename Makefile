@@ -4,6 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
+# The demo's own virtualenv: the package and Airflow only, none of the test, dev or ui extras.
+DEMO_VENV := .venv-demo
+DEMO_BIN := $(DEMO_VENV)/bin
+DEMO_INSTALLED := $(DEMO_VENV)/.installed
+DEMO_LOG := $(DEMO_VENV)/install.log
+
 # The oldest Airflow the provider supports, in a virtualenv of its own.
 AIRFLOW2_VENV := .venv-airflow2
 AIRFLOW2_BIN := $(AIRFLOW2_VENV)/bin
@@ -26,6 +32,14 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev,ui]'
 	touch $(INSTALLED)
 
+# pip's output goes to a file, shown only when the install fails.
+$(DEMO_INSTALLED): pyproject.toml
+	@echo "make demo: installing the package and Airflow into $(DEMO_VENV), once (pip's output: $(DEMO_LOG))"
+	@test -x $(DEMO_BIN)/python || $(PYTHON) -m venv $(DEMO_VENV)
+	@{ $(DEMO_BIN)/python -m pip install --upgrade pip && $(DEMO_BIN)/python -m pip install -e .; } \
+		> $(DEMO_LOG) 2>&1 || { tail -n 30 $(DEMO_LOG); echo "make demo: pip failed, see $(DEMO_LOG)"; exit 1; }
+	@touch $(DEMO_INSTALLED)
+
 $(AIRFLOW2_INSTALLED): pyproject.toml
 	test -x $(AIRFLOW2_BIN)/python || $(PYTHON) -m venv $(AIRFLOW2_VENV)
 	$(AIRFLOW2_BIN)/python -m pip install --quiet --upgrade pip
@@ -34,8 +48,9 @@ $(AIRFLOW2_INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-demo: $(INSTALLED)
-	$(BIN)/python example_dags/run_demo.py
+# Prints a short report; Airflow's own logs go to the file it names.
+demo: $(DEMO_INSTALLED)
+	@$(DEMO_BIN)/python example_dags/run_demo.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -63,4 +78,4 @@ test-airflow2: $(AIRFLOW2_INSTALLED)
 	$(AIRFLOW2_ENV) $(AIRFLOW2_BIN)/python -m pytest $(AIRFLOW2_E2E)
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW2_VENV) .airflow build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache tests/artifacts
+	rm -rf $(VENV) $(DEMO_VENV) $(AIRFLOW2_VENV) .airflow build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache tests/artifacts

@@ -78,7 +78,10 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "timeout": {
         "label": "Timeout (seconds)",
-        "description": "Read timeout of one API call; 60 when empty.",
+        "description": (
+            "Seconds one request may take in all: connecting, sending and the whole answer. "
+            "60 when empty, at most 3,600."
+        ),
         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
     "verify": {

@@ -169,6 +169,24 @@ class WolkvoxStateLockedError(WolkvoxConfigError):
         super().__init__(message)
 
 
+class WolkvoxDeleteGuardError(WolkvoxError):
+    """A mirror sync would delete more records than ``max_deletes`` allows: it stopped before its
+    first call, having written nothing. A truncated source (an export cut short, a query that lost a
+    join) looks like a source whose records left: a retry of the same input cannot help.
+
+    ``deletes`` is how many tracked keys the input lacks, ``allowed`` what ``max_deletes`` allows,
+    ``tracked`` how many keys the sync state tracks.
+    """
+
+    fail_fast = True
+
+    def __init__(self, message: str, *, deletes: int, allowed: int, tracked: int) -> None:
+        self.deletes = deletes
+        self.allowed = allowed
+        self.tracked = tracked
+        super().__init__(message)
+
+
 class WolkvoxStateWriteError(WolkvoxError):
     """The sync's writes to the CRM are done but its state could not be written: the CRM is right,
     the state is behind.

@@ -66,6 +66,7 @@ _COMMANDS: dict[str, Callable[..., Any]] = {
     "clear_faults": lambda server: server.clear_faults(),
     "seed": lambda server, module, count, days: _seed(server, module, count, days),
     "peak_rss_mb": lambda server: peak_rss_mb(),
+    "stats": lambda server: server.stats(),
     "faults": lambda server: dict(
         Counter(
             f"{entry.fault.name} on {entry.path.rsplit('/', 1)[-1]}"
@@ -214,6 +215,10 @@ class ServerProcess:
     def faults(self) -> dict[str, int]:
         """Faults injected, by fault and endpoint, as far as the request log (``log_size``) reaches."""
         return dict(self._call("faults"))
+
+    def stats(self) -> dict[str, Any]:
+        """The fake's counts (``FakeWolkvoxServer.stats``): calls, refusals, quota used per token."""
+        return self._call("stats")  # type: ignore[no-any-return]
 
     def peak_rss_mb(self) -> float:
         """The server child's peak RSS in MB: the records it holds, not the client's memory."""

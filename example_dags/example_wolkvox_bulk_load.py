@@ -54,7 +54,7 @@ with DAG(
     def report(summary: dict, failed_records: list[dict]) -> dict:
         print(f"created {summary['created']}, rejected {summary['rejected']} of {summary['total']} rows")
         for failure in failed_records:
-            print(f"  row {failure['index']}: {failure['status']} {failure.get('msg')}")
+            print(f"  line {failure['line']}: {failure['status']} {failure.get('msg')}")
         return {"created": summary["created"], "rejected": summary["rejected"]}
 
     report(load.output, XComArg(load, key="failed_records"))

@@ -31,7 +31,7 @@ with DAG(
             "Nombre": "{{ params.name }}",
             "Email": "{{ params.email }}",
             "Direccion": address("{{ params.street }}"),
-            "Fecha de alta": "{{ ds }}",
+            "Fecha de alta": "{{ dag_run.start_date | ds }}",
         },
     )
 

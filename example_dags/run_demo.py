@@ -2,8 +2,10 @@
 
 It points a throw-away Airflow (sqlite DB under ``.airflow/demo``, this folder as the dags folder,
 no Airflow example DAGs) at a ``FakeWolkvoxServer`` on loopback, runs every example DAG with
-``dag.test()``, prints the ids each insert task returned and the records now in the fake CRM, and
-exits non-zero if any task failed. The tests reuse :func:`run_dag`.
+``dag.test()``, and prints a short report: each DAG and task with its state and return value, the
+calls each DAG made, and the records now in the fake CRM. Everything Airflow writes (its own logs,
+the task logs, warnings) goes to a log file whose path the report names. It exits non-zero if any
+task failed. The tests reuse :func:`run_dag`.
 """
 
 from __future__ import annotations
@@ -11,14 +13,23 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 DAGS_FOLDER = Path(__file__).resolve().parent
 DEMO_HOME = DAGS_FOLDER.parent / ".airflow" / "demo"
 SHOWN_RECORDS = 5
+SHOWN_VALUE_CHARS = 100
+DEMO_TOKEN = "demo-token"
+# Airflow masks the values of a Connection's extras in its logs, and warns about any shorter than 5
+# characters that it cannot mask: the operation's name is long enough.
+DEMO_OPERATION = "demo_operation"
 EXAMPLE_DAG_IDS = (
     "example_wolkvox_insert",
     "example_wolkvox_mapped_insert",
@@ -47,6 +58,7 @@ class DagRunOutcome:
 
     dag_id: str
     state: str
+    #: Each task instance's state by (task_id, map_index), in the order the tasks started.
     task_states: dict[tuple[str, int], str]
     #: Every XCom of the run, by (task_id, map_index, key).
     xcoms: dict[tuple[str, int, str], Any]
@@ -82,6 +94,7 @@ def run_dag(dag_id: str, dag_file: str | None = None, **test_kwargs: Any) -> Dag
     if bag.import_errors:
         raise RuntimeError(f"{dag_id} does not import: {bag.import_errors}")
     dag_run = bag.get_dag(dag_id).test(**test_kwargs)
+    tis = dag_run.get_task_instances()
     with create_session() as session:
         # Columns, not ORM objects: Airflow 2 decodes the value of a loaded XCom object itself, so
         # only the stored value deserializes the same way on both.
@@ -94,50 +107,136 @@ def run_dag(dag_id: str, dag_file: str | None = None, **test_kwargs: Any) -> Dag
     return DagRunOutcome(
         dag_id=dag_id,
         state=str(dag_run.state),
-        task_states={(ti.task_id, ti.map_index): str(ti.state) for ti in dag_run.get_task_instances()},
+        task_states={(ti.task_id, ti.map_index): str(ti.state) for ti in _in_run_order(tis)},
         xcoms=xcoms,
     )
 
 
-def main() -> int:
-    # One home per Airflow major version: their metadata DBs differ.
-    configure_airflow(DEMO_HOME / f"airflow{version('apache-airflow').split('.')[0]}")
+@contextmanager
+def logs_to(path: Path) -> Iterator[TextIO]:
+    """Send whatever the process writes to stdout and stderr to ``path``; yield the real stdout.
+
+    Airflow logs to stdout (``dag.test()`` runs the tasks in this process), and warnings and stray
+    prints may go to either stream: redirecting the two file descriptors catches all of it, whatever
+    the Airflow version's logging setup. Both are restored on the way out.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    real_stdout = os.fdopen(
+        os.dup(saved[1]), "w", buffering=1, encoding=sys.stdout.encoding, errors="replace"
+    )
+    try:
+        with path.open("w", encoding="utf-8") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                yield real_stdout
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                for fd, copy in saved.items():
+                    os.dup2(copy, fd)
+    finally:
+        for copy in saved.values():
+            os.close(copy)
+        real_stdout.close()
+
+
+def shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "..."
+
+
+def calls_by_endpoint(entries: list[Any]) -> str:
+    """``4 calls (insertMany.php 3, query.php 1)`` for the requests ``entries`` logged."""
+    by_endpoint = Counter(entry.path.rsplit("/", 1)[-1] for entry in entries)
+    counts = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(by_endpoint.items()))
+    return f"{len(entries)} call{'' if len(entries) == 1 else 's'}" + (f" ({counts})" if counts else "")
+
+
+def report_dag_run(out: TextIO, outcome: DagRunOutcome, calls: str, seconds: float) -> bool:
+    """Print the run's state, calls and each task's state and return value; True if all succeeded."""
+    print(f"\n{outcome.dag_id}: {outcome.state} in {seconds:.1f} s, {calls}", file=out)
+    ok = outcome.state == "success"
+    for (task_id, map_index), state in outcome.task_states.items():
+        value = outcome.xcoms.get((task_id, map_index, "return_value"))
+        label = task_id if map_index < 0 else f"{task_id}[{map_index}]"
+        print(f"  {label:<22} {state:<8} returned {shown(value)}", file=out)
+        ok &= state == "success"
+    return ok
+
+
+def run_examples(out: TextIO) -> bool:
+    """Run every example DAG against a fresh fake CRM and report to ``out``; True if all succeeded."""
     from airflow.utils import db
 
     from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
 
     db.resetdb()
-    failed = False
-    with FakeWolkvoxServer({"demo-token": "demo"}, unique_fields={"contacts": ["Email"]}) as server:
+    sync_dir = DEMO_HOME / "sync"
+    shutil.rmtree(sync_dir, ignore_errors=True)
+    sync_dir.mkdir(parents=True)
+    # The sync runs twice, as on two nights: the second one finds everything unchanged.
+    runs: list[tuple[str, dict[str, Any]]] = [(dag_id, {}) for dag_id in EXAMPLE_DAG_IDS]
+    runs += [(SYNC_DAG_ID, {"run_conf": {"state_dir": str(sync_dir)}})] * 2
+    ok = True
+    with FakeWolkvoxServer({DEMO_TOKEN: DEMO_OPERATION}, unique_fields={"contacts": ["Email"]}) as server:
         os.environ[CONN_ENV_VAR] = server.airflow_connection()
-        outcomes = [run_dag(dag_id) for dag_id in EXAMPLE_DAG_IDS]
-        # The sync runs twice, as on two nights: the second one finds everything unchanged.
-        sync_dir = DEMO_HOME / "sync"
-        shutil.rmtree(sync_dir, ignore_errors=True)
-        sync_dir.mkdir(parents=True)
-        syncs = [run_dag(SYNC_DAG_ID, run_conf={"state_dir": str(sync_dir)}) for _ in range(2)]
-        outcomes += syncs
-        print("\n=== wolkvox demo: example DAGs against the embedded fake CRM at", server.url)
-        for outcome in outcomes:
-            print(f"\n{outcome.dag_id}: {outcome.state}")
-            for (task_id, map_index), state in sorted(outcome.task_states.items()):
-                value = outcome.xcoms.get((task_id, map_index, "return_value"))
-                label = task_id if map_index < 0 else f"{task_id}[{map_index}]"
-                shown = repr(value) if len(repr(value)) <= 100 else repr(value)[:97] + "..."
-                print(f"  {label:<22} {state:<8} returned {shown}")
-                failed |= state != "success"
-            failed |= outcome.state != "success"
-        [second_summary] = syncs[1].values_of("sync_contacts")
-        print(f"\n{SYNC_DAG_ID}, second run: {second_summary}")
+        print(f"running the example DAGs with dag.test() against the fake CRM at {server.url}", file=out)
+        for dag_id, kwargs in runs:
+            calls_before, started = server.calls(), time.monotonic()
+            outcome = run_dag(dag_id, **kwargs)
+            made = server.calls() - calls_before
+            entries = server.request_log[-made:] if made else []
+            ok &= report_dag_run(out, outcome, calls_by_endpoint(entries), time.monotonic() - started)
         for module in ("contacts", "leads"):
             records = server.records(module)
-            print(f"\nrecords now in the fake CRM, module {module!r}: {len(records)}")
+            print(f"\nrecords now in the fake CRM, module {module!r}: {len(records)}", file=out)
             for record in records[:SHOWN_RECORDS]:
-                print(f"  {record['wolkvox_id']}  {record.get('Nombre')!s:<18} {record.get('Email')}")
+                name, email = record.get("Nombre"), record.get("Email")
+                print(f"  {record['wolkvox_id']}  {name!s:<18} {email}", file=out)
             if len(records) > SHOWN_RECORDS:
-                print(f"  ... and {len(records) - SHOWN_RECORDS} more")
-    print("\nwolkvox demo:", "FAILED" if failed else "all tasks succeeded")
-    return 1 if failed else 0
+                print(f"  ... and {len(records) - SHOWN_RECORDS} more", file=out)
+        print(
+            f"\ncalls: {server.calls()} reached the fake CRM, "
+            f"{server.quota_used(DEMO_TOKEN)} counted against the token's daily quota",
+            file=out,
+        )
+    return ok
+
+
+def _in_run_order(tis: list[Any]) -> list[Any]:
+    """Tasks in the order they first started (those that never ran last), each by map index."""
+    first_start: dict[str, float] = {}
+    for ti in tis:
+        started = ti.start_date.timestamp() if ti.start_date else float("inf")
+        first_start[ti.task_id] = min(first_start.get(ti.task_id, started), started)
+    return sorted(tis, key=lambda ti: (first_start[ti.task_id], ti.task_id, ti.map_index))
+
+
+def main() -> int:
+    # One home per Airflow major version: their metadata DBs differ.
+    home = DEMO_HOME / f"airflow{version('apache-airflow').split('.')[0]}"
+    log_path = home / "demo.log"
+    log_shown = os.path.relpath(log_path) if log_path.is_relative_to(Path.cwd()) else str(log_path)
+    configure_airflow(home)
+    with logs_to(log_path) as out:
+        print(
+            f"wolkvox demo, on Airflow {version('apache-airflow')}: Airflow's logs go to {log_shown}",
+            file=out,
+        )
+        try:
+            ok = run_examples(out)
+        except Exception:
+            print(f"\nwolkvox demo: FAILED with the error below; Airflow's logs are in {log_shown}", file=out)
+            raise
+        if ok:
+            print("\nwolkvox demo: all tasks succeeded", file=out)
+        else:
+            print(f"\nwolkvox demo: FAILED; the task logs are in {log_shown}", file=out)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

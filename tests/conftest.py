@@ -114,3 +114,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> RetryPolicy:
     policy = RetryPolicy(base_delay=0.0001, max_delay=0.001, max_attempts=8)
     monkeypatch.setattr("airflow_provider_wolkvox.client.client.RetryPolicy", lambda: policy)
     return policy
+
+
+# The throw-away PostgreSQL cluster of the SQL input tests, one per session (tests/sql_db.py).
+from tests.sql_db import postgres  # noqa: E402, F401

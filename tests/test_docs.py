@@ -28,9 +28,10 @@ from markdown_it.token import Token
 
 from airflow_provider_wolkvox import PACKAGE_NAME
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
-from airflow_provider_wolkvox.loads.results import RecordResult, RecordStatus
+from airflow_provider_wolkvox.loads.results import NOT_IN_INPUT, RecordResult, RecordStatus
 from airflow_provider_wolkvox.loads.sync.state import STATE_FORMAT, StateHeader, read_state, write_state
 from airflow_provider_wolkvox.operators.quota import QuotaWaits, now
+from airflow_provider_wolkvox.operators.results_file import ResultLines
 from airflow_provider_wolkvox.state_file import StateFile
 from airflow_provider_wolkvox.testing.__main__ import _parser as fake_command_parser
 from tests.conftest import REPO_ROOT
@@ -179,9 +180,21 @@ def test_samples_run_against_the_fake_crm(sample: Path) -> None:
 def check_json_sample(value: Any, scratch: Path) -> None:
     """Read a sample of one of the provider's formats back with the provider's own code."""
     state = scratch / "sample.sync-state.jsonl"
-    if isinstance(value, dict) and value.keys() >= {"index", "status"}:  # a results line
-        listed = {name: tuple(value[name]) for name in ("fields", "matches") if name in value}
-        assert RecordResult(**{**value, **listed, "status": RecordStatus(value["status"])}).as_dict() == value
+    if isinstance(value, dict) and value.keys() >= {"status", "try"}:  # a results line
+        [position] = value.keys() & {"line", "row", "index"}
+        lines = ResultLines(position, value["try"], key_field="key")
+        if value[position] is not None:
+            list(lines.track([(value[position], {"key": value.get("key")})]))
+        outcome: dict[str, Any] = {
+            name: value[name] for name in ("wolkvox_id", "error", "msg") if name in value
+        }
+        outcome.update((name, tuple(value[name])) for name in ("fields", "matches") if name in value)
+        if value[position] is None:  # a mirror's delete: no input record's, its key in the result
+            result = RecordResult(NOT_IN_INPUT, RecordStatus(value["status"]), key=value["key"], **outcome)
+            assert lines.line(result) == value
+            return
+        result = RecordResult(0, RecordStatus(value["status"]), **outcome)
+        assert {**lines.line(result), position: value[position]} == value
     elif isinstance(value, dict) and value.get("format") == STATE_FORMAT:  # a sync state's first line
         state.write_text(json.dumps(value) + "\n", encoding="utf-8")
         expected = StateHeader(value["operation"], value["module"], value["key_field"], value["module_size"])

@@ -18,7 +18,7 @@ import pytest
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
 from tests.airflow_processes import wait_for
 from tests.conftest import OPERATION, REPO_ROOT, TOKEN, simultaneous_refusals
-from tests.example_dags.records import assert_stored_once, contacts, ids_by_key, read_jsonl
+from tests.example_dags.records import assert_stored_once, contacts, read_jsonl
 from tests.hook_load import ready_path
 
 pytestmark = pytest.mark.e2e
@@ -95,9 +95,11 @@ def test_four_processes_on_one_token_create_every_record_once(
     not_sent = [result for result in results if result["status"] == "not_sent"]
     assert not not_sent, f"{len(not_sent)} of {len(records)} records not sent: {not_sent[0]['msg']}"
     # Each child numbers its results from 0: its first record is contacts(...)[first].
-    returned = {}
-    for child in children:
-        returned |= ids_by_key(records[child.first :], read_jsonl(child.results_path))
+    returned = {
+        records[child.first + result["index"]]["Email"]: result["wolkvox_id"]
+        for child in children
+        for result in read_jsonl(child.results_path)
+    }
     assert_stored_once(server, records, returned)
     # The contention was real: the CRM refused requests for the limit of 2 and they were waited out.
     assert simultaneous_refusals(server) > 0

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_wolkvox import __version__, api
@@ -29,6 +29,7 @@ from airflow_provider_wolkvox.client.redaction import REDACTED, Redactor, check_
 from airflow_provider_wolkvox.client.retry import RetryPolicy, is_retryable
 from airflow_provider_wolkvox.client.settings import check_timeout
 from airflow_provider_wolkvox.exceptions import (
+    WolkvoxConcurrencyLimitError,
     WolkvoxConfigError,
     WolkvoxError,
     WolkvoxMalformedResponseError,
@@ -95,8 +96,7 @@ class WolkvoxClient:
         from airflow_provider_wolkvox.client.session import Watchdog, WolkvoxAdapter
 
         self._session = requests.Session()
-        # Proxy and CA-bundle settings from the environment are resolved once here rather than on
-        # every request.
+        # Proxy and CA-bundle settings of the environment: resolved once here, not on every request.
         self._session.proxies = requests.utils.get_environ_proxies(base_url)
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if verify and ca_bundle and base_url.startswith("https:") and not os.path.exists(ca_bundle):
@@ -118,6 +118,7 @@ class WolkvoxClient:
         }
         self._templates: dict[tuple[str, str, tuple[tuple[str, str], ...]], requests.PreparedRequest] = {}
         self._calls = 0
+        self._refused_busy = 0
         self._call_limit: int | None = None
         self._reserve = 0
         self._calls_lock = threading.Lock()
@@ -137,14 +138,19 @@ class WolkvoxClient:
 
     @property
     def calls(self) -> int:
-        """HTTP requests sent so far, retries included: each may count against the daily quota."""
-        return self._calls
+        """Requests sent, retries included, less those :attr:`refused_busy`: each may be charged."""
+        return self._calls - self._refused_busy
+
+    @property
+    def refused_busy(self) -> int:
+        """Requests refused (and retried) as a third one in flight on the token: 403, not charged."""
+        return self._refused_busy
 
     def limit_calls(self, calls: int | None, *, reserve: int = 0) -> None:
         """Make at most ``calls`` more calls (None: no limit); a call beyond them raises
         ``WolkvoxQuotaReserveError`` without being sent. ``reserve`` is named in its message."""
         with self._calls_lock:
-            self._call_limit = None if calls is None else self._calls + calls
+            self._call_limit = None if calls is None else self._calls - self._refused_busy + calls
             self._reserve = reserve
 
     @property
@@ -191,6 +197,19 @@ class WolkvoxClient:
         )
         self._request(
             "POST", api.UPDATE_PATH, module=module, body=body, idempotent=True, read=lambda data: None
+        )
+
+    def delete(self, operation: str, module: str, ids: Sequence[str]) -> None:
+        """Delete the records of ``ids`` (one ``delete.php`` call, ``multiple`` true for several).
+
+        Idempotent in effect (a record deleted twice is gone all the same), so a lost answer is
+        retried like an update; a retry after a delete that went through is refused as naming a
+        record that does not exist.
+        """
+        names = {"multiple": len(ids) > 1, api.REQUEST_ID_PARAMETER: list(ids)}
+        body = encode_json({"operation": operation, "module": module, **names})
+        self._request(
+            "POST", api.DELETE_PATH, module=module, body=body, idempotent=True, read=lambda data: None
         )
 
     def query(self, operation: str, module: str, field: str, value: Any) -> list[dict[str, Any]]:
@@ -260,6 +279,9 @@ class WolkvoxClient:
                 data = read_envelope(status, text, endpoint=endpoint, module=module, redactor=self.redactor)
                 return read(data)
             except WolkvoxError as raw:
+                if isinstance(raw, WolkvoxConcurrencyLimitError):  # refused whole: not a call charged
+                    with self._calls_lock:
+                        self._refused_busy += 1
                 error = self.redactor.error(raw)
                 busy_until = raw.busy_until if isinstance(raw, WolkvoxUncertainError) else None
             # Handled outside the except block, so that no traceback chains the unredacted error.
@@ -306,7 +328,7 @@ class WolkvoxClient:
         from airflow_provider_wolkvox.client.session import network_error, read_answer, text_encoding
 
         with self._calls_lock:
-            if self._call_limit is not None and self._calls >= self._call_limit:
+            if self._call_limit is not None and self._calls - self._refused_busy >= self._call_limit:
                 raise WolkvoxQuotaReserveError(
                     f"wolkvox {endpoint}: this load used its share of today's quota; the calls left are "
                     f"the {self._reserve} kept for the token's other users (quota_reserve); not sent",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
@@ -23,6 +23,7 @@ from airflow_provider_wolkvox.exceptions import (
 from airflow_provider_wolkvox.fields import prepare_record
 from airflow_provider_wolkvox.loads import (
     BulkLoad,
+    DryRunPlan,
     InsertManyResult,
     Journal,
     LoadOptions,
@@ -38,6 +39,7 @@ from airflow_provider_wolkvox.loads import (
 from airflow_provider_wolkvox.state_file import StateFile
 
 Options = TypeVar("Options", LoadOptions, SyncOptions)
+Records = Iterable[Mapping[str, Any]]
 
 
 class WolkvoxHook(BaseHook):
@@ -238,7 +240,8 @@ class WolkvoxHook(BaseHook):
         options: SyncOptions | None = None,
         **settings: Any,
     ) -> SyncLoad:
-        """A sync to iterate: a result per record, in input order. Takes what :meth:`upsert_many` takes.
+        """A sync to iterate: a result per record, in input order (then a mirror's deletes). Takes what
+        :meth:`upsert_many` takes; with ``dry_run=True``, call the sync's ``dry_run()`` instead.
 
         :param records: the records, or a function giving a fresh pass of ``(label, record)`` pairs
             over them on each call (a file read afresh; see
@@ -256,27 +259,47 @@ class WolkvoxHook(BaseHook):
             journal=journal,
         )
 
+    @overload
+    def upsert_many(
+        self, module: str, records: Records, *, dry_run: Literal[False] = False, **settings: Any
+    ) -> UpsertResult: ...
+
+    @overload
+    def upsert_many(
+        self, module: str, records: Records, *, dry_run: Literal[True], **settings: Any
+    ) -> DryRunPlan: ...
+
     def upsert_many(
         self,
         module: str,
-        records: Iterable[Mapping[str, Any]],
+        records: Records,
         *,
         operation: str | None = None,
         state_path: str | None = None,
         **settings: Any,
-    ) -> UpsertResult:
+    ) -> UpsertResult | DryRunPlan:
         """Create, update or skip each record of ``module`` by a key field; one result each, in input order.
+
+        With ``mode="mirror"``, also delete the records of the keys the sync state tracks that
+        ``records`` no longer holds (their results follow the input's). With ``dry_run=True``, make
+        the look-ups only and return the :class:`~airflow_provider_wolkvox.loads.DryRunPlan`: what
+        the sync would write, the calls that takes, the calls the dry run used and the quota left.
 
         :param state_path: a sync state file (local path or ``ObjectStoragePath`` URL): keys known
             there cost no look-up, and unchanged records no call; held by this sync alone (a local
             one through ``<state_path>.lock``) and written at the end over the state as it is then.
+            Required by ``mode="mirror"``.
         :param settings: by keyword: ``key_field`` (required), ``mode``, ``lookup``, ``refresh``,
-            ``batch_size``, ``max_in_flight``, ``progress_interval``; see
-            :class:`~airflow_provider_wolkvox.loads.SyncOptions` for each.
+            ``batch_size``, ``max_in_flight``, ``progress_interval``, ``dry_run``, ``max_deletes``;
+            see :class:`~airflow_provider_wolkvox.loads.SyncOptions` for each.
         :raises WolkvoxInputError: a bad record or setting, a record without its key or a key given
-            twice, before anything is sent.
+            twice, a mirror sync without ``state_path``, before anything is sent.
+        :raises WolkvoxDeleteGuardError: a mirror sync would delete more than ``max_deletes`` allows
+            (not raised by a dry run, whose plan says so), before anything is sent.
         """
         load = self.iter_upsert_many(module, records, operation=operation, state_path=state_path, **settings)
+        if load.options.dry_run:
+            return load.dry_run()
         return UpsertResult(list(load), load.summary, load.plan)
 
     def update(

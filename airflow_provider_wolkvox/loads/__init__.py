@@ -7,6 +7,7 @@ Storage (the journal's store, the sync state) is passed in: nothing here does fi
 from __future__ import annotations
 
 from airflow_provider_wolkvox.loads.bulk import BulkLoad
+from airflow_provider_wolkvox.loads.compare import key_text
 from airflow_provider_wolkvox.loads.journal import Journal
 from airflow_provider_wolkvox.loads.options import DEFAULT_BATCH_SIZE, LoadOptions
 from airflow_provider_wolkvox.loads.records import check_module
@@ -18,12 +19,22 @@ from airflow_provider_wolkvox.loads.results import (
     UpsertResult,
 )
 from airflow_provider_wolkvox.loads.sender import insert_one
-from airflow_provider_wolkvox.loads.sync import SyncLoad, SyncOptions, SyncPlan, SyncSource, sync_source
+from airflow_provider_wolkvox.loads.sync import (
+    DEFAULT_MAX_DELETES,
+    DryRunPlan,
+    SyncLoad,
+    SyncOptions,
+    SyncPlan,
+    SyncSource,
+    sync_source,
+)
 from airflow_provider_wolkvox.loads.sync.state import StateStorage
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_DELETES",
     "BulkLoad",
+    "DryRunPlan",
     "InsertManyResult",
     "Journal",
     "LoadOptions",
@@ -38,5 +49,6 @@ __all__ = [
     "UpsertResult",
     "check_module",
     "insert_one",
+    "key_text",
     "sync_source",
 ]

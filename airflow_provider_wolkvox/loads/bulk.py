@@ -139,16 +139,17 @@ class BulkLoad:
         progress = Progress(
             "load", self.summary, self.client, self.total, options.progress_interval, module=self.module
         )
-        started, calls_before = progress.started, progress.calls_before
+        started = progress.started
         try:
             with ThreadPoolExecutor(options.max_in_flight, thread_name_prefix="wolkvox-load") as pool:
                 for results in ordered(pool, self._send_request, self._requests, ahead=options.max_in_flight):
                     for result in results:
                         self.summary.add(result)
                         yield result
+                    progress.reused = self.sender.reused
                     progress.tick()
         finally:
-            self.summary.calls = self.client.calls - calls_before
+            progress.count_calls()
             self.summary.elapsed_seconds = time.monotonic() - started
             if self.stop_error is not None:
                 self.summary.stopped_reason = str(self.stop_error)

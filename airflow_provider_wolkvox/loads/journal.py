@@ -82,6 +82,14 @@ class Journal:
         """Notes in the store, earlier tries' included."""
         return self._count
 
+    def earlier(self) -> dict[str, int]:
+        """How many records the notes of earlier tries leave in each state (a ``RecordStatus`` value,
+        or ``SENDING``), by each record's latest note; empty on a first try."""
+        counts: dict[str, int] = {}
+        for note in self._known.values():
+            counts[note.status] = counts.get(note.status, 0) + 1
+        return counts
+
     def recall(self, key: str) -> Recalled | None:
         """What the notes say of the record with content ``key``, or None when they never named it."""
         return self._known.get(key)

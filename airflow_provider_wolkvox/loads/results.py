@@ -29,12 +29,21 @@ class RecordStatus(str, enum.Enum):
     SKIPPED = "skipped"
     #: A sync found several CRM records holding the key (``matches``): nothing was written.
     AMBIGUOUS = "ambiguous"
+    #: A mirror sync deleted the record ``wolkvox_id`` of a tracked key absent from its input.
+    DELETED = "deleted"
+    #: A mirror sync found the record of a tracked key absent from its input gone already.
+    ALREADY_ABSENT = "already_absent"
 
 
 #: States that count as a failure of the record.
 FAILED_STATUSES = frozenset(
     {RecordStatus.REJECTED, RecordStatus.OUTCOME_UNKNOWN, RecordStatus.NOT_SENT, RecordStatus.AMBIGUOUS}
 )
+#: The states of a mirror sync's deletes that leave the key out of the CRM (and of the sync state).
+GONE_STATUSES = frozenset({RecordStatus.DELETED, RecordStatus.ALREADY_ABSENT})
+#: A result that is no input record's: a tracked key a mirror sync deleted (or failed to); its
+#: results line names no position.
+NOT_IN_INPUT = -1
 #: The states of an insert's records (a sync's take every state).
 INSERT_STATUSES = (
     RecordStatus.CREATED,
@@ -47,7 +56,8 @@ INSERT_STATUSES = (
 
 @dataclass(frozen=True, slots=True)
 class RecordResult:
-    """The outcome of input record ``index`` (0-based position in the input)."""
+    """The outcome of input record ``index`` (0-based position in the input), or of a mirror sync's
+    delete of a tracked key absent from the input (``index`` :data:`NOT_IN_INPUT`)."""
 
     index: int
     status: RecordStatus
@@ -66,6 +76,11 @@ class RecordResult:
     @property
     def failed(self) -> bool:
         return self.status in FAILED_STATUSES
+
+    @property
+    def in_input(self) -> bool:
+        """False for the result of a mirror sync's delete, which is no input record's."""
+        return self.index != NOT_IN_INPUT
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, for XCom and results files."""
@@ -88,10 +103,16 @@ class RecordResult:
 
 @dataclass
 class LoadSummary:
-    """Counts of a bulk load, by record status, with the API calls it used and its duration."""
+    """Counts of a bulk load, by record status, with the API calls it used and its duration.
+
+    ``calls`` are the requests the CRM took (what its quota charges: lost answers included), and
+    ``refused_busy`` apart the requests it refused as a third one in flight on the token (403
+    simultaneous, retried by the client, not charged).
+    """
 
     counts: dict[RecordStatus, int] = field(default_factory=lambda: dict.fromkeys(INSERT_STATUSES, 0))
     calls: int = 0
+    refused_busy: int = 0
     elapsed_seconds: float = 0.0
     #: Why the load stopped before the end of the input, if it did.
     stopped_reason: str | None = None
@@ -123,6 +144,7 @@ class LoadSummary:
             **{status.value: count for status, count in self.counts.items()},
             "failed": self.failed,
             "calls": self.calls,
+            "refused_busy": self.refused_busy,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "stopped_reason": self.stopped_reason,
         }
@@ -154,4 +176,8 @@ class UpsertResult(InsertManyResult):
     @property
     def ids_by_key(self) -> dict[str, str]:
         """The ``wolkvox_id`` of every key the CRM now holds (created, updated, unchanged, skipped)."""
-        return {r.key: r.wolkvox_id for r in self.results if r.key is not None and r.wolkvox_id is not None}
+        return {
+            r.key: r.wolkvox_id
+            for r in self.results
+            if r.key is not None and r.wolkvox_id is not None and r.in_input
+        }

@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxBadRequestError,
@@ -23,6 +22,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxUnreadableIdError,
 )
 from airflow_provider_wolkvox.fields import prepare_record
+from airflow_provider_wolkvox.loads.isolation import isolate, refuses_the_request
 from airflow_provider_wolkvox.loads.journal import IN_DOUBT, SEND_AGAIN, Journal
 from airflow_provider_wolkvox.loads.options import LoadOptions
 from airflow_provider_wolkvox.loads.records import ContentKeys, PreparedRecord, batch_body
@@ -31,11 +31,6 @@ from airflow_provider_wolkvox.loads.settle import Settler
 
 log = logging.getLogger(__name__)
 
-# Answers that refuse the request itself, not a record in it: splitting the batch cannot help.
-_REQUEST_LEVEL_MESSAGES = frozenset({api.MSG_MISSING_PARAMETERS, api.MSG_UNKNOWN_API})
-# These may refuse a record (400, and 413/422 for one too large or unprocessable); the other 4xx
-# (404, 405, 412, 416, 417, ...) refuse the request.
-_RECORD_LEVEL_STATUSES = frozenset({400, 413, 422})
 # Rounds of "settle, then send again what is absent" for records whose answers keep getting lost.
 SETTLE_ROUNDS = 3
 
@@ -65,6 +60,8 @@ class Sender:
         #: The refusal that stopped sending (spent quota, refused token, CRM unavailable), if any.
         self.stop_error: WolkvoxError | None = None
         self._stop_lock = threading.Lock()
+        #: Records an earlier try created, taken from the journal without a call.
+        self.reused = 0
 
     def send(
         self, records: Sequence[PreparedRecord], attempt: int = 1, body: bytes | None = None
@@ -93,6 +90,9 @@ class Sender:
                 in_doubt[note.sent_at, note.sent_at + self.client.timeout].append(record)
             else:
                 known[record.index] = note.result(record.index)
+        if known:
+            with self._stop_lock:
+                self.reused += len(known)
         for (sent_at, until), group in in_doubt.items():
             known.update((r.index, r) for r in self.settle(group, sent_at, until))
         if to_send:
@@ -121,37 +121,10 @@ class Sender:
         )
 
     def _isolate(
-        self,
-        records: Sequence[PreparedRecord],
-        error: WolkvoxBadRequestError,
-        attempt: int,
-        dense: bool = False,
+        self, records: Sequence[PreparedRecord], error: WolkvoxBadRequestError, attempt: int
     ) -> list[RecordResult]:
-        """Create the good records of a batch refused for some of them; reject the bad ones.
-
-        Halving finds a few bad records in about 2·log2(n) calls. Where they are dense (both halves
-        refused twice running, e.g. a file loaded again into a module with a unique field), one call
-        per record is cheaper, so the cost stays near n calls, never 2n.
-        """
-        log.info(
-            "wolkvox refused a batch of %d records (%s); splitting it to isolate the rejected records, "
-            "at the cost of extra calls",
-            len(records),
-            error.msg,
-        )
-        half = len(records) // 2
-        parts = (records[:half], records[half:])
-        outcomes = [self._request(part, attempt) for part in parts]
-        both_refused = all(isinstance(outcome, WolkvoxBadRequestError) for outcome in outcomes)
-        if both_refused and dense:
-            return [result for record in records for result in self._outcome([record], attempt)]
-        results: list[RecordResult] = []
-        for part, outcome in zip(parts, outcomes, strict=True):
-            if isinstance(outcome, WolkvoxBadRequestError):
-                results += self._isolate(part, outcome, attempt, dense=both_refused)
-            else:
-                results += outcome
-        return results
+        """Create the good records of a batch refused for some of them; reject the bad ones."""
+        return isolate(records, error, lambda part: self._request(part, attempt))
 
     def _request(
         self, records: Sequence[PreparedRecord], attempt: int, body: bytes | None = None
@@ -165,7 +138,7 @@ class Sender:
         try:
             ids = self._call(records, body)
         except WolkvoxBadRequestError as error:
-            if _refuses_the_request(error):
+            if refuses_the_request(error):
                 direct = self._stop_and_skip(records, error)
             else:
                 direct = _results(records, RecordStatus.REJECTED, error)
@@ -318,13 +291,6 @@ def _results(
     records: Sequence[PreparedRecord], status: RecordStatus, error: WolkvoxError | None = None
 ) -> list[RecordResult]:
     return [_result(record, status, error) for record in records]
-
-
-def _refuses_the_request(error: WolkvoxBadRequestError) -> bool:
-    """True when a 4xx refuses the request itself rather than a record in it."""
-    if error.status_code is not None and error.status_code not in _RECORD_LEVEL_STATUSES:
-        return True
-    return (error.msg or "").strip().upper() in _REQUEST_LEVEL_MESSAGES
 
 
 def _keys(records: Sequence[PreparedRecord]) -> list[str]:

@@ -24,6 +24,28 @@ def task_failure_semantics() -> Iterator[None]:
         raise
 
 
+def check_input_form(
+    records: Any, records_path: str | None, sql: str | None, sql_conn_id: str | None, sql_parameters: Any
+) -> None:
+    """Exactly one input form of a load: ``records``, ``records_path``, or ``sql`` with ``sql_conn_id``.
+
+    :raises WolkvoxInputError: (a ``ValueError``) naming what is missing or given twice.
+    """
+    forms = {"records": records, "records_path": records_path, "sql": sql}
+    given = [name for name, value in forms.items() if value is not None]
+    if len(given) != 1:
+        raise WolkvoxInputError(
+            "give exactly one of records and records_path, or sql with sql_conn_id; got "
+            + (" and ".join(given) or "none of them")
+        )
+    if sql is not None and not (isinstance(sql, str) and sql.strip()):
+        raise WolkvoxInputError(f"sql must be a query (a non-empty string), got {sql!r}")
+    if (sql is None) != (sql_conn_id is None):
+        raise WolkvoxInputError("sql and sql_conn_id go together: give both or neither")
+    if sql_parameters is not None and sql is None:
+        raise WolkvoxInputError("sql_parameters is given without sql")
+
+
 def sequence_argument(value: Any, name: str) -> Sequence[Mapping[str, Any]]:
     """A list-of-mappings argument given as a list or as a string (JSON array, or a rendered list)."""
     parsed = parse_text(value, name) if isinstance(value, str) else value

@@ -91,7 +91,8 @@ class WolkvoxInsertOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
 class WolkvoxInsertManyOperator(RecordsLoadOperator):
     """Create many records of one wolkvox CRM module in few API calls; report every record.
 
-    Give the records either in memory (``records``) or as a file (``records_path``). Every record
+    Give the records in memory (``records``), as a file (``records_path``) or as the rows of a SQL
+    query (``sql``, on the database Connection ``sql_conn_id``). Every record
     ends created (with its id), rejected (with the server's reason), of unknown outcome, or not
     sent; the task fails when more than ``max_failed_records`` did not end created, after every
     record was tried. The whole input is checked before the first request.
@@ -100,6 +101,12 @@ class WolkvoxInsertManyOperator(RecordsLoadOperator):
     :param records: a list of mappings (field label → value), or a JSON array string. (templated)
     :param records_path: a ``.jsonl``/``.ndjson`` or ``.csv`` file, local or any URL Airflow's
         ``ObjectStoragePath`` reads (``s3://``, ``gs://``, ...); streamed, never held whole. (templated)
+    :param sql: a query whose rows are the records, its column names the field labels (or a ``.sql``
+        file); run once, its rows checked into a local spool the load reads (docs/operators.md,
+        "SQL input"). (templated)
+    :param sql_conn_id: the database Connection of ``sql`` (any with a ``DbApiHook``). (templated)
+    :param sql_parameters: the parameters of ``sql``, in its driver's paramstyle. (templated)
+    :param sql_fetch_size: rows fetched from the database at a time.
     :param results_path: where to write one JSON line per record with its outcome. (templated)
     :param operation: the CRM operation; defaults to the Connection's extra. (templated)
     :param wolkvox_conn_id: the wolkvox Connection. (templated)
@@ -112,8 +119,8 @@ class WolkvoxInsertManyOperator(RecordsLoadOperator):
         cannot cover the load; with ``on_quota_exhausted="wait"`` the load waits instead.
     :param failed_records_limit: how many failed records the ``failed_records`` XCom lists at most.
     :param encoding: the text encoding of ``records_path`` (e.g. ``"latin-1"`` for some exports).
-    :return: for ``records``, the ids in input order (None where none); for ``records_path``, a
-        summary with the counts and ``results_path``.
+    :return: for ``records``, the ids in input order (None where none); for ``records_path`` and
+        ``sql``, a summary with the counts and ``results_path``.
     """
 
     def __init__(
@@ -136,11 +143,15 @@ class WolkvoxInsertManyOperator(RecordsLoadOperator):
         self.quota_check = quota_check
 
     def start(self, hook: WolkvoxHook, journal: Journal | None, quota: TokenInfo | None) -> BulkLoad:
-        if self.records_path is None:
+        if self.records is not None:
             records: Iterable[Mapping[str, Any]] = self.in_memory_records()
             total = None
-        else:
-            total = check_records_file(self.records_path, encoding=self.encoding)
+        else:  # a file, or the rows of ``sql`` spooled (checked as they were)
+            total = (
+                self.spool.rows
+                if self.spool
+                else check_records_file(self.records_path or "", encoding=self.encoding)
+            )
             records = (record for _, record in self.file_records())
         load = hook.iter_insert_many(
             self.module,
@@ -154,6 +165,9 @@ class WolkvoxInsertManyOperator(RecordsLoadOperator):
         if self.quota_check and self.on_quota_exhausted == "fail":
             load.check_quota(quota or hook.token_info(operation=self.operation), reserve=self.quota_reserve)
         return load
+
+    def results_key_field(self) -> str | None:
+        return self.load_options.dedupe_field
 
     def returned(self, results: list[RecordResult]) -> list[str | None]:
         return [result.wolkvox_id for result in results]

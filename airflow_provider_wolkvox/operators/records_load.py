@@ -5,7 +5,6 @@ and when the task fails.
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
@@ -18,6 +17,7 @@ from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import Journal, LoadSummary, RecordResult, RecordStatus
 from airflow_provider_wolkvox.operators.arguments import (
     RendersJsonArguments,
+    check_input_form,
     sequence_argument,
     task_failure_semantics,
 )
@@ -31,7 +31,10 @@ from airflow_provider_wolkvox.operators.quota import (
     now,
     restart_time,
 )
-from airflow_provider_wolkvox.sources import DEFAULT_ENCODING, open_text, read_records
+from airflow_provider_wolkvox.operators.report import counts_text, end_line, source_text, start_line, work_of
+from airflow_provider_wolkvox.operators.results_file import ResultLines, named, results_file
+from airflow_provider_wolkvox.sources import DEFAULT_ENCODING, read_records
+from airflow_provider_wolkvox.sql_source import DEFAULT_FETCH_SIZE, Spool, check_fetch_size, spooled_query
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -69,7 +72,13 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
     :param records: a list of mappings (field label → value), or a JSON array string. (templated)
     :param records_path: a ``.jsonl``/``.ndjson`` or ``.csv`` file, local or any URL Airflow's
         ``ObjectStoragePath`` reads (``s3://``, ``gs://``, ...); streamed, never held whole. (templated)
-    :param results_path: where to write one JSON line per record with its outcome. (templated)
+    :param sql: a query whose rows are the records, its column names the field labels (or a
+        ``.sql`` file); run once, its rows spooled to a local file while they are checked. (templated)
+    :param sql_conn_id: the database Connection of ``sql`` (any with a ``DbApiHook``). (templated)
+    :param sql_parameters: the parameters of ``sql``, in its driver's paramstyle. (templated)
+    :param sql_fetch_size: rows fetched from the database at a time.
+    :param results_path: where each try appends one JSON line per record: outcome, position, key, try.
+        (templated)
     :param operation: the CRM operation; defaults to the Connection's extra. (templated)
     :param wolkvox_conn_id: the wolkvox Connection. (templated)
     :param max_failed_records: how many records may fail before the task fails.
@@ -86,13 +95,18 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         "module",
         "records",
         "records_path",
+        "sql",
+        "sql_conn_id",
+        "sql_parameters",
         "results_path",
         "operation",
         "wolkvox_conn_id",
     )
-    template_fields_renderers: ClassVar[dict[str, str]] = {"records": "json"}
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"records": "json", "sql": "sql"}
     json_arguments = ("records",)
     ui_color = "#e8f0fe"
+    _lines: ResultLines | None = None  # the results lines of the current run, set by ``_load``
 
     def __init__(
         self,
@@ -100,6 +114,10 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         module: str,
         records: Sequence[Mapping[str, Any]] | str | None = None,
         records_path: str | None = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        sql_parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        sql_fetch_size: int = DEFAULT_FETCH_SIZE,
         results_path: str | None = None,
         operation: str | None = None,
         wolkvox_conn_id: str = WolkvoxHook.default_conn_name,
@@ -112,8 +130,7 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (records is None) == (records_path is None):
-            raise ValueError("give exactly one of records and records_path")
+        check_input_form(records, records_path, sql, sql_conn_id, sql_parameters)
         if on_quota_exhausted not in ON_QUOTA_EXHAUSTED:
             raise WolkvoxInputError(
                 f"on_quota_exhausted must be 'fail' or 'wait', got {on_quota_exhausted!r}"
@@ -130,6 +147,11 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         self.module = module
         self.records = records
         self.records_path = records_path
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.sql_parameters = sql_parameters
+        self.sql_fetch_size = check_fetch_size(sql_fetch_size)
+        self.spool: Spool | None = None  # the rows of ``sql``, checked, while the load runs
         self.results_path = results_path
         self.operation = operation
         self.wolkvox_conn_id = wolkvox_conn_id
@@ -149,12 +171,48 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         raise NotImplementedError
 
     def in_memory_records(self) -> Sequence[Mapping[str, Any]]:
-        return sequence_argument(self.records, "records")
+        records = sequence_argument(self.records, "records")
+        return records if self._lines is None else self._lines.hold(records)
+
+    def results_key_field(self) -> str | None:
+        """The field of a record's key in results lines, when results carry none (a sync's do)."""
+        return None
+
+    def _tracked(self, pairs: Iterable[tuple[int, Any]]) -> Iterable[tuple[int, Any]]:
+        """``(position, record)`` pairs as read (a file's lines, the spool's rows), noted for results."""
+        return pairs if self._lines is None else self._lines.track(pairs)
+
+    @property
+    def source_position(self) -> str:
+        """What names a record's place in the input: ``index``, ``line`` (a file) or ``row`` (SQL)."""
+        return "index" if self.records is not None else "line" if self.records_path is not None else "row"
 
     def file_records(self) -> Iterable[tuple[int, dict[str, Any]]]:
-        """(line, record) of every record of ``records_path``, read afresh."""
+        """(line, record) of every record of ``records_path``, or (row, record) of ``sql``, read afresh."""
+        if self.spool is not None:
+            return self._tracked(read_records(self.spool.path))
         assert self.records_path is not None
-        return read_records(self.records_path, encoding=self.encoding)
+        return self._tracked(read_records(self.records_path, encoding=self.encoding))
+
+    def row_key_field(self) -> str | None:  # a sync's key: every SQL row must give it; errors name it
+        return None
+
+    @contextmanager
+    def _sql_spooled(self) -> Iterator[None]:
+        """With ``sql``: its rows, checked, in a local spool for the load to read; removed afterwards."""
+        if self.sql is None:
+            yield
+            return
+        assert self.sql_conn_id is not None
+        key_field, size = self.row_key_field(), self.sql_fetch_size
+        with spooled_query(
+            self.sql_conn_id, self.sql, self.sql_parameters, key_field=key_field, fetch_size=size
+        ) as spool:
+            self.spool = spool
+            try:
+                yield
+            finally:
+                self.spool = None
 
     def execute(self, context: Context) -> Any:
         return self._load(context)
@@ -171,7 +229,8 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         """
         hook = WolkvoxHook(self.wolkvox_conn_id)
         wait = QuotaWait.of(context, carried, waiting=self.on_quota_exhausted == "wait")
-        with task_failure_semantics(), hook.client:
+        self._lines = ResultLines(self.source_position, context["ti"].try_number, self.results_key_field())
+        with task_failure_semantics(), self._sql_spooled(), hook.client:
             journal = task_state_journal(context, self.log, fallback=wait.memory)
             quota = self._guard_quota(hook, wait)
             load, kept, failed = self._run(hook, journal, quota, wait)
@@ -201,16 +260,21 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
 
     def _run(
         self, hook: WolkvoxHook, journal: Journal | None, quota: TokenInfo | None, wait: QuotaWait
-    ) -> tuple[Load, list[RecordResult], list[RecordResult]]:
-        """Build the load and drain it: the load, the results kept and the failed ones listed.
+    ) -> tuple[Load, list[RecordResult], list[dict[str, Any]]]:
+        """Build the load and drain it: the load, the results kept and the failed ones' results lines.
 
         A spent quota that stops the load is noted in ``wait.stop`` when the task waits for it;
         without ``"wait"`` it is raised, or left in the load's ``stop_error``.
         """
+        source = source_text(self.records, self.records_path, self.sql_conn_id)
+        if self.records is None:  # checking a large file or query takes seconds: say so first
+            self.log.info("wolkvox module %r: checking the records of %s before sending", self.module, source)
         load = self.start(hook, journal, quota)
+        if work_of(load) == "load":  # a sync's start line is its plan, logged by the sync
+            self.log.info("%s", start_line(load, source, journal, self._lines, self.results_path))
         # Left empty when the quota breaks the draining off: the task then defers, reporting nothing.
         kept: list[RecordResult] = []
-        failed: list[RecordResult] = []
+        failed: list[dict[str, Any]] = []
         try:
             kept, failed = self._consume(load, resumable=wait.resumable)
         except WolkvoxQuotaExceededError as error:  # a sync's look-ups met the quota
@@ -228,23 +292,23 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         wait: QuotaWait,
         load: Load,
         kept: list[RecordResult],
-        failed: list[RecordResult],
+        failed: list[dict[str, Any]],
     ) -> Any:
         """Log the summary, set the lineage and the outlets' counts, push the XComs, fail if too many
         records failed, and return the task's value."""
         summary = load.summary
-        self.log.info("wolkvox load of module %r: %s", self.module, summary.as_dict())
+        self.log.info("%s", end_line(work_of(load), self.module, summary, self.results_path))
         written = summary.created + summary.counts.get(RecordStatus.UPDATED, 0)
         self._lineage = LineageTarget(hook.client.base_url, load.operation, load.module, written)
         counts = {
             k: v for k, v in summary.as_dict().items() if k not in ("elapsed_seconds", "stopped_reason")
         }
         record_outlet_counts(self.outlets, context, self._lineage, counts)
-        context["ti"].xcom_push(key="failed_records", value=[result.as_dict() for result in failed])
+        context["ti"].xcom_push(key="failed_records", value=failed)
         if wait.waiting:
             context["ti"].xcom_push(key="quota_waits", value=wait.waits.waits)
         self._fail_if_too_many(load, failed, resumable=wait.resumable)
-        if self.records_path is None:
+        if self.records is not None:
             return self.returned(kept)
         return {**summary.as_dict(), "results_path": self.results_path}
 
@@ -284,23 +348,26 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
             kwargs=wait.deferral_kwargs(),
         )
 
-    def _consume(self, load: Load, *, resumable: bool) -> tuple[list[RecordResult], list[RecordResult]]:
-        """Drain the load: the results kept for in-memory input, each written to the results file.
+    def _consume(self, load: Load, *, resumable: bool) -> tuple[list[RecordResult], list[dict[str, Any]]]:
+        """Drain the load: the results kept for in-memory input, the failed ones' results lines (at most
+        ``failed_records_limit``), every results line written to the results file.
 
         A load cut short after requests went out (a results file that fails, a task timeout) fails
         without task retries unless a journal lets the retry skip what was sent.
         """
-        keep = self.records_path is None
+        keep = self.records is not None
+        lines = self._lines or ResultLines(self.source_position, 1, self.results_key_field())
         kept: list[RecordResult] = []
-        failed: list[RecordResult] = []
+        failed: list[dict[str, Any]] = []
         try:
-            with _results_writer(self.results_path) as write:
+            with results_file(self.results_path, lines.try_number) as write:
                 for result in load:
                     if keep:
                         kept.append(result)
+                    line = lines.line(result)
                     if result.failed and len(failed) < self.failed_records_limit:
-                        failed.append(result)
-                    write(result)
+                        failed.append(line)
+                    write(line)
         except BaseException as error:
             if resumable or load.summary.calls == 0 or isinstance(error, AirflowFailException):
                 raise
@@ -311,14 +378,14 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
             ) from error
         return kept, failed
 
-    def _fail_if_too_many(self, load: Load, failed: list[RecordResult], *, resumable: bool) -> None:
+    def _fail_if_too_many(self, load: Load, failed: list[dict[str, Any]], *, resumable: bool) -> None:
         summary = load.summary
         if summary.failed <= self.max_failed_records:
             return
         message = (
             f"wolkvox load of module {self.module!r}: {summary.failed} of {summary.total} records failed "
-            f"(allowed: {self.max_failed_records}); {_counts_text(summary)}. "
-            + "; ".join(f"record {r.index}: {r.status.value} {r.msg or ''}".strip() for r in failed[:5])
+            f"(allowed: {self.max_failed_records}); {counts_text(summary)}. "
+            + "; ".join(f"{named(f)}: {f['status']} {f.get('msg') or ''}".strip() for f in failed[:5])
         )
         stop = load.stop_error
         # A task retry re-sends the whole input: safe only while nothing may be in the CRM, or with a
@@ -327,17 +394,3 @@ class RecordsLoadOperator(RendersJsonArguments, WolkvoxLineage, BaseOperator):
         if stop is not None and not stop.fail_fast and (resumable or untouched):
             raise WolkvoxError(f"{message}. Stopped by: {stop}") from stop
         raise AirflowFailException(message)
-
-
-def _counts_text(summary: LoadSummary) -> str:
-    return ", ".join(f"{count} {status.value}" for status, count in summary.counts.items() if count)
-
-
-@contextmanager
-def _results_writer(path: str | None) -> Iterator[Any]:
-    """A function writing one JSON line per result to ``path``; a no-op without a path."""
-    if path is None:
-        yield lambda result: None
-        return
-    with open_text(path, "w") as handle:
-        yield lambda result: handle.write(json.dumps(result.as_dict()) + "\n")

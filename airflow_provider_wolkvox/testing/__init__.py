@@ -24,8 +24,9 @@ needs nothing beyond the standard library::
 In pytest, ``pytest_plugins = ["airflow_provider_wolkvox.testing.pytest_plugin"]`` provides the
 ``wolkvox_server`` fixture, with the default connection set. From a shell,
 ``python -m airflow_provider_wolkvox.testing serve --port 8765`` runs a server for a demo and prints
-the ``AIRFLOW_CONN_WOLKVOX_DEFAULT`` line to export, and ``python -m airflow_provider_wolkvox.testing
-records --url http://127.0.0.1:8765 --module contacts`` prints the records of a running one.
+the ``AIRFLOW_CONN_WOLKVOX_DEFAULT`` line to export, ``python -m airflow_provider_wolkvox.testing
+records --url http://127.0.0.1:8765 --module contacts`` prints the records of a running one, and
+``... stats --url http://127.0.0.1:8765`` its calls per endpoint, quota used and refusals.
 """
 
 from __future__ import annotations

@@ -122,6 +122,21 @@ class Accounts:
         """Return the most admitted requests ``token`` had in flight at once."""
         return self._read(token, lambda account: account.max_in_flight)
 
+    def summary(self) -> list[dict[str, object]]:
+        """Return each token's operation, quota, use in this period and most requests in flight at
+        once, in the order of the tokens; never the token itself."""
+        with self._lock:
+            self._restart_if_due()
+            return [
+                {
+                    "operation": account.operation,
+                    "quota": account.quota,
+                    "quota_used": account.used,
+                    "max_in_flight": account.max_in_flight,
+                }
+                for account in self._by_token.values()
+            ]
+
     def restart(self) -> None:
         """Restart every token's used count now."""
         with self._lock:

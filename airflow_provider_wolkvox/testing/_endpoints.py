@@ -54,6 +54,8 @@ from airflow_provider_wolkvox.testing._wire import Refusal, Reply, json_reply
 
 #: The fake-only inspection path: ``GET`` with ``module`` (and ``operation``) in the query string.
 RECORDS_PATH = "/__fake__/records"
+#: The fake-only counts path: ``GET``, no token; see :meth:`FakeWolkvoxServer.stats`.
+STATS_PATH = "/__fake__/stats"
 
 # Success texts as the vendor's examples spell them; our own where the vendor shows none.
 _MSG_CREATED = "Succesfully create record"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from airflow_provider_wolkvox.api import (
     ERROR_BAD_REQUEST,
@@ -15,10 +16,10 @@ from airflow_provider_wolkvox.api import (
     TOKEN_HEADER,
 )
 from airflow_provider_wolkvox.testing._accounts import Account, Accounts
-from airflow_provider_wolkvox.testing._endpoints import RECORDS_PATH, Endpoints, method_refusal
+from airflow_provider_wolkvox.testing._endpoints import RECORDS_PATH, STATS_PATH, Endpoints, method_refusal
 from airflow_provider_wolkvox.testing._faults import Fault, FaultSchedule, Injection
 from airflow_provider_wolkvox.testing._requestlog import LoggedRequest, RequestLog
-from airflow_provider_wolkvox.testing._wire import Refusal, Reply
+from airflow_provider_wolkvox.testing._wire import Refusal, Reply, json_reply
 
 _TOKEN_KEY = TOKEN_HEADER.lower()
 
@@ -51,6 +52,8 @@ class RequestHandling:
         path, _, query = target.partition("?")
         if path == RECORDS_PATH:
             return self._endpoints.list_records(method, query)
+        if path == STATS_PATH:
+            return json_reply(200, self.stats()) if method == "GET" else method_refusal("GET").reply
         token = headers.get(_TOKEN_KEY) or None
         account = self._accounts.get(token)
         exchange = LoggedRequest(method, path, None if account is None else account.operation)
@@ -78,6 +81,14 @@ class RequestHandling:
         # Logged before the answer is sent, so that a client that got its answer finds it logged.
         self._log.add(exchange, reply)
         return reply
+
+    def stats(self) -> dict[str, Any]:
+        """Return the counts of :meth:`FakeWolkvoxServer.stats`."""
+        return {
+            "endpoints": self._log.endpoints(),
+            "refusals": self._log.refusals(),
+            "tokens": self._accounts.summary(),
+        }
 
     def _store_later(
         self,

@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from airflow_provider_wolkvox.testing._faults import Fault
 from airflow_provider_wolkvox.testing._wire import Reply
@@ -14,6 +15,8 @@ from airflow_provider_wolkvox.testing._wire import Reply
 #: The logger of the fake's request lines (DEBUG level).
 LOGGER_NAME = "airflow_provider_wolkvox.testing"
 _log = logging.getLogger(LOGGER_NAME)
+# Answers from this status on are refusals (or the server's own errors) in the counts.
+_HTTP_ERROR = 400
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,11 @@ class RequestLog:
         self._lock = threading.Lock()
         self._entries: deque[RequestLogEntry] = deque(maxlen=size)
         self._calls: Counter[str] = Counter()
+        # Exact counts, whatever the size: error answers per path and per (status, msg), and
+        # requests closed without an answer per path.
+        self._refused: Counter[str] = Counter()
+        self._refusals: Counter[tuple[int, str]] = Counter()
+        self._unanswered: Counter[str] = Counter()
 
     def add(self, exchange: LoggedRequest, reply: Reply | None) -> None:
         """Log a request answered with ``reply`` (None: closed without an answer)."""
@@ -86,6 +94,11 @@ class RequestLog:
         with self._lock:
             self._calls[entry.path] += 1
             self._entries.append(entry)
+            if reply is None:
+                self._unanswered[entry.path] += 1
+            elif reply.status >= _HTTP_ERROR:
+                self._refused[entry.path] += 1
+                self._refusals[reply.status, reply.msg or f"HTTP {reply.status}"] += 1
         # Names and counts only: never the token, nor a value of the request's fields.
         _log.debug(
             "%s %s -> %s module=%s records=%d fault=%s %.1f ms",
@@ -107,7 +120,28 @@ class RequestLog:
         with self._lock:
             return self._calls.total() if path is None else self._calls[path]
 
+    def endpoints(self) -> dict[str, dict[str, int]]:
+        """Return, per path that was called, its calls and how many were refused or left unanswered."""
+        with self._lock:
+            return {
+                path: {
+                    "calls": calls,
+                    "refused": self._refused[path],
+                    "unanswered": self._unanswered[path],
+                }
+                for path, calls in sorted(self._calls.items())
+            }
+
+    def refusals(self) -> list[dict[str, Any]]:
+        """Return the error answers by status and ``msg`` (or ``HTTP <status>``), the most frequent first."""
+        with self._lock:
+            counted = sorted(self._refusals.items(), key=lambda item: (-item[1], item[0]))
+        return [{"status": status, "msg": msg, "count": count} for (status, msg), count in counted]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._calls.clear()
+            self._refused.clear()
+            self._refusals.clear()
+            self._unanswered.clear()

@@ -3,7 +3,9 @@
 How a request is handled, step by step; the first step that fails answers and ends the request:
 
 1. **inspection**: the fake-only ``GET /__fake__/records?module=...&operation=...`` answers a
-   module's records as ``query.php`` would, with no token; it is never charged, counted or logged.
+   module's records as ``query.php`` would, and ``GET /__fake__/stats`` the counts of
+   :meth:`FakeWolkvoxServer.stats` as JSON, both with no token; they are never charged, counted or
+   logged.
 2. **path** unknown: 400 BAD REQUEST / THE API YOU WANT TO CONSULT DOES NOT EXIST.
 3. **method** other than the endpoint's: 405 METHOD NOT ALLOWED (our wording; not public).
 4. **token header** missing or empty: 401 UNAUTHORIZED / PLEASE ENTER THE WOLKVOX-TOKEN.
@@ -57,14 +59,21 @@ from typing import Any
 from airflow_provider_wolkvox.api import DEFAULT_DAILY_QUOTA
 from airflow_provider_wolkvox.testing._accounts import Accounts, FakeToken
 from airflow_provider_wolkvox.testing._clock import FakeClock, MidnightRestart, PeriodicRestart
-from airflow_provider_wolkvox.testing._endpoints import RECORDS_PATH, Endpoints
+from airflow_provider_wolkvox.testing._endpoints import RECORDS_PATH, STATS_PATH, Endpoints
 from airflow_provider_wolkvox.testing._faults import FaultInjection
 from airflow_provider_wolkvox.testing._handling import RequestHandling
 from airflow_provider_wolkvox.testing._requestlog import RequestLog, RequestLogEntry
 from airflow_provider_wolkvox.testing._store import Record, RecordStore
 from airflow_provider_wolkvox.testing._transport import HTTPServer
 
-__all__ = ["CONN_ENV_VAR", "RECORDS_PATH", "FakeToken", "FakeWolkvoxServer", "RequestLogEntry"]
+__all__ = [
+    "CONN_ENV_VAR",
+    "RECORDS_PATH",
+    "STATS_PATH",
+    "FakeToken",
+    "FakeWolkvoxServer",
+    "RequestLogEntry",
+]
 
 DEMO_TOKEN = "demo-token"
 DEMO_OPERATION = "demo"
@@ -86,7 +95,8 @@ class FakeWolkvoxServer(FaultInjection):
 
     Tests and benchmarks seed modules with :meth:`add_records` (past creation times, no quota) and
     read them with :meth:`records`; the fake-only ``GET /__fake__/records`` (and the ``records``
-    command of ``python -m airflow_provider_wolkvox.testing``) lists them from another process.
+    command of ``python -m airflow_provider_wolkvox.testing``) lists them from another process, as
+    ``GET /__fake__/stats`` (and the ``stats`` command) gives :meth:`stats`.
     Each request is logged at DEBUG on ``airflow_provider_wolkvox.testing``: method, path, status,
     module, record count, fault and duration, never the token nor a field's value.
 
@@ -328,6 +338,18 @@ class FakeWolkvoxServer(FaultInjection):
     def max_in_flight(self, token: str) -> int:
         """Return the most admitted requests ``token`` had in flight at once."""
         return self._accounts.max_in_flight(token)
+
+    def stats(self) -> dict[str, Any]:
+        """Return the counts since the start (or :meth:`reset`), as ``GET /__fake__/stats`` answers them.
+
+        ``endpoints``: per path called, ``calls`` (as :meth:`calls`), how many were ``refused`` (an
+        HTTP error status) and how many ``unanswered`` (the connection closed without an answer);
+        ``refusals``: the error answers by ``status`` and ``msg`` (``"HTTP <status>"`` when the answer
+        had none), with their ``count``, the most frequent first; ``tokens``: per token, in the
+        order given, its ``operation``, ``quota``, ``quota_used`` in the current period and
+        ``max_in_flight`` (never the token itself). The fake-only paths are not counted.
+        """
+        return self._handling.stats()
 
     def restart_quota(self) -> None:
         """Restart every token's used count now, as the CRM's daily restart does."""

@@ -21,6 +21,7 @@ from airflow_provider_wolkvox.exceptions import (
     WolkvoxConcurrencyLimitError,
     WolkvoxConfigError,
     WolkvoxConnectionError,
+    WolkvoxDeleteGuardError,
     WolkvoxError,
     WolkvoxInputError,
     WolkvoxMaintenanceError,
@@ -175,14 +176,19 @@ RETRYABLE: list[Any] = [
     pytest.param(WolkvoxUnreadableIdError, False, False, id="unreadable-id"),
     pytest.param(WolkvoxStateLockedError, False, False, id="state-locked"),
     pytest.param(WolkvoxStateWriteError, False, True, id="state-write"),
+    pytest.param(WolkvoxDeleteGuardError, False, False, id="delete-guard"),
     pytest.param(WolkvoxOutcomeUnknownError, False, False, id="outcome-unknown"),
 ]
 
 
 @pytest.mark.parametrize(("error", "for_insert", "for_read"), RETRYABLE)
 def test_is_retryable(error: type[WolkvoxError], for_insert: bool, for_read: bool) -> None:
-    # The lock's error names the state and its holder as well.
-    made = error("x", state="s", holder="h") if error is WolkvoxStateLockedError else error("x")  # type: ignore[call-arg]
+    # Some errors carry what they are about as well.
+    about: dict[type[WolkvoxError], dict[str, object]] = {
+        WolkvoxStateLockedError: {"state": "s", "holder": "h"},
+        WolkvoxDeleteGuardError: {"deletes": 3, "allowed": 1, "tracked": 10},
+    }
+    made = error("x", **about.get(error, {}))  # type: ignore[arg-type]
     assert is_retryable(made, idempotent=False) is for_insert
     assert is_retryable(made, idempotent=True) is for_read
 

@@ -25,8 +25,11 @@ Two ways to run a task, as an outside tester does:
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
@@ -45,6 +48,12 @@ CLI_TIMEOUT = 120.0
 RUN_TIMEOUT = 150.0
 STACK_START_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
+#: Tries of a REST API call answered with a server error, and the pause between two.
+SERVER_ERROR_TRIES, SERVER_ERROR_PAUSE = 3, 1.0
+#: How long a person takes to answer a human-in-the-loop task, at the least.
+HUMAN_DELAY = timedelta(seconds=3)
+#: Characters of each task log quoted by a failure message.
+LOG_TAIL = 3000
 # The moment to kill comes while a request is in flight: watch for it closely.
 KILL_POLL_INTERVAL = 0.002
 DAEMONS = ("scheduler", "dag-processor", "triggerer")
@@ -166,8 +175,8 @@ class SchedulerStack:
             **extra_env,
         }
         self.api_server = AirflowApiServer(home, extra_env=stack_env)
-        for dag_file in dag_files:
-            (home / "dags" / dag_file.name).symlink_to(dag_file)
+        self.home = home
+        self.add_dag_files(dag_files)
         self.daemons = [AirflowProcess([name], self.api_server.env, home / f"{name}.log") for name in DAEMONS]
         self.api = requests.Session()
 
@@ -203,6 +212,77 @@ class SchedulerStack:
     def log_tails(self) -> str:
         return "\n".join(process.log_tail() for process in [self.api_server.process, *self.daemons])
 
+    def add_dag_files(self, dag_files: Iterable[Path]) -> list[Path]:
+        """Link DAG files into the dags folder, but those already there; return the links made.
+
+        A running dag-processor finds them at its next look for new files (``[dag_processor]
+        refresh_interval``, 5 minutes unless the stack's environment says otherwise).
+        """
+        added = []
+        for dag_file in dag_files:
+            link = self.home / "dags" / dag_file.name
+            if not link.exists():
+                link.symlink_to(dag_file)
+                added.append(link)
+        return added
+
+    def dags(self) -> list[dict[str, Any]]:
+        """The DAGs the REST API lists (``dag_id``, ``fileloc``, ``next_dagrun_run_after``...)."""
+        return list(self._get("/dags?limit=1000")["dags"])
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        """The dag-processor's import errors (``filename``, ``stack_trace``...)."""
+        return list(self._get("/importErrors?limit=1000")["import_errors"])
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """The DAG run as the REST API shows it (``state``, ``run_type``, ``logical_date``...)."""
+        return self._get(f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def dag_runs_of_every_dag(self) -> list[dict[str, Any]]:
+        """Every DAG run, of every DAG, as the REST API lists them (one request)."""
+        return list(self._get("/dags/~/dagRuns?limit=1000")["dag_runs"])
+
+    def approve_waiting(self) -> list[str]:
+        """Answer every human-in-the-loop task awaiting an answer, as a person would in the UI:
+        ``Approve`` where offered, else the first option. Return the tasks answered.
+
+        Like a person, it answers a request only once it has been waiting for ``HUMAN_DELAY``:
+        Airflow 3.3 fails a task answered in the moment between its pause and the executor's report
+        that its process ended ("finished with state success, but the task instance's state
+        attribute is queued"). Airflow before 3.1 has no such tasks: nothing to answer.
+        """
+        waiting = self._request("GET", "/dags/~/dagRuns/~/taskInstances?state=awaiting_input&limit=1000")
+        if waiting.status_code != 200:  # no such state before Airflow 3.1
+            return []
+        answered = []
+        for instance in waiting.json()["task_instances"]:
+            path = (
+                f"/dags/{instance['dag_id']}/dagRuns/{instance['dag_run_id']}"
+                f"/taskInstances/{instance['task_id']}/{instance['map_index']}/hitlDetails"
+            )
+            detail = self._get(path)
+            if (
+                detail["response_received"]
+                or datetime.now(timezone.utc) - api_time(detail["created_at"]) < HUMAN_DELAY
+            ):
+                continue
+            options = detail["options"]
+            choice = "Approve" if "Approve" in options else options[0]
+            answer = self._request("PATCH", path, json={"chosen_options": [choice]})
+            assert answer.status_code in (200, 409), answer.text  # 409: answered meanwhile
+            answered.append(f"{instance['dag_id']}.{instance['task_id']}")
+        return answered
+
+    def task_logs(self, dag_id: str, run_id: str) -> str:
+        """The errors the task logs of a DAG run hold (or their tails), for failure messages."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+        parts = []
+        for path in sorted(folder.rglob("*.log")):
+            text = path.read_text(errors="replace")
+            errors = [line for line in map(_log_error, text.splitlines()) if line]
+            parts.append(f"--- {path.relative_to(folder)}:\n" + ("\n".join(errors) or text[-LOG_TAIL:]))
+        return "\n".join(parts) or f"no task log under {folder}"
+
     def trigger(self, dag_id: str, run_id: str, conf: Mapping[str, Any]) -> None:
         """Start a DAG run, once the dag-processor has parsed the DAG."""
         wait_for(
@@ -213,8 +293,9 @@ class SchedulerStack:
             interval=0.25,
         )
         body = {"dag_run_id": run_id, "logical_date": None, "conf": dict(conf)}
-        answer = self.api.post(self._url(f"/dags/{dag_id}/dagRuns"), json=body, timeout=REQUEST_TIMEOUT)
-        assert answer.status_code == 200, answer.text
+        answer, tries = self._tries("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        # 409 after a retry: the try whose answer was an error made the run.
+        assert answer.status_code == 200 or (answer.status_code == 409 and tries > 1), answer.text
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         """The task instance as the REST API shows it (``state``, ``try_number``, ``id``...)."""
@@ -260,11 +341,47 @@ class SchedulerStack:
         return wait_for(running, RUN_TIMEOUT, f"task {task_id} of {run_id} running", logs=self.log_tails)
 
     def _get(self, path: str, *, missing_ok: bool = False) -> Any:
-        answer = self.api.get(self._url(path), timeout=REQUEST_TIMEOUT)
+        answer = self._request("GET", path)
         if missing_ok and answer.status_code == 404:
             return None
         assert answer.status_code == 200, answer.text
         return answer.json()
 
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A call of the REST API (``path`` under ``/api/v2``), tried again after a server error."""
+        return self._tries(method, path, **kwargs)[0]
+
+    def _tries(self, method: str, path: str, **kwargs: Any) -> tuple[requests.Response, int]:
+        """A call of the REST API, tried again after a server error; return the last answer and the tries.
+
+        The stack's sqlite DB is written by every process at once: under load a write can wait past
+        sqlite's timeout, and the api-server answers 500 "Database error".
+        """
+        for tries in range(1, SERVER_ERROR_TRIES + 1):
+            answer = self.api.request(method, self._url(path), timeout=REQUEST_TIMEOUT, **kwargs)
+            if answer.status_code < 500 or tries == SERVER_ERROR_TRIES:
+                return answer, tries
+            time.sleep(SERVER_ERROR_PAUSE)
+        raise AssertionError("unreachable")
+
     def _url(self, path: str) -> str:
         return f"{self.api_server.url}/api/v2{path}"
+
+
+def _log_error(line: str) -> str | None:
+    """The event and exception of an error line of a task log (JSON lines), else None."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or entry.get("level") != "error":
+        return None
+    causes = [
+        f"{cause.get('exc_type')}: {cause.get('exc_value')}" for cause in entry.get("error_detail") or []
+    ]
+    return " | ".join([str(entry.get("event")), *causes])
+
+
+def api_time(text: str) -> datetime:
+    """A time of the REST API's answers (ISO 8601, ``Z`` for UTC: Python 3.10 reads no ``Z``)."""
+    return datetime.fromisoformat(text.removesuffix("Z") + "+00:00" if text.endswith("Z") else text)

@@ -33,9 +33,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def last_try(results: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The lines of a results file written by its last try (each try appends its own)."""
+    latest = max((result["try"] for result in results), default=None)
+    return [result for result in results if result["try"] == latest]
+
+
 def ids_by_key(records: Sequence[Mapping[str, Any]], results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The ``wolkvox_id`` of each result, by the ``Email`` of the input record its ``index`` names."""
-    return {records[result["index"]][KEY]: result["wolkvox_id"] for result in results}
+    """The ``wolkvox_id`` of each result, by the ``Email`` of the input record on its ``line``
+    (``records`` as written one a line by :func:`write_jsonl`)."""
+    return {records[result["line"] - 1][KEY]: result["wolkvox_id"] for result in results}
 
 
 class LoadFiles:
@@ -60,7 +67,7 @@ class LoadFiles:
 
     def returned_ids(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The ids the last try wrote to the results file, by ``Email`` of ``records``, its input."""
-        return ids_by_key(records, read_jsonl(self.results_path))
+        return ids_by_key(records, last_try(read_jsonl(self.results_path)))
 
 
 def assert_stored_once(

@@ -1,75 +1,29 @@
 """Bulk loads under a real scheduler: a task process killed with SIGKILL (Airflow retries it), and a
 load that waits for the quota in the ``deferred`` state (the triggerer resumes it).
 
-One scheduler stack (LocalExecutor, sqlite, triggerer) serves the module; the fake CRMs run here, on
-loopback. The kill DAGs have ``retries=1``: every record must end in the store exactly once.
+One scheduler stack (LocalExecutor, sqlite, triggerer; the ``stack`` fixture of ``conftest.py``,
+shared with ``test_triggered.py``) serves the module; the fake CRMs run here, on loopback. The kill
+DAGs have ``retries=1``: every record must end in the store exactly once.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer
 from tests.airflow_processes import wait_for
-from tests.conftest import OPERATION, PROCESS_LOST_ANSWER_TIMEOUT, REPO_ROOT, TOKEN
 from tests.example_dags.airflow_runs import RERUN_TESTS, SchedulerStack, kill_when
 from tests.example_dags.records import MODULE, LoadFiles, assert_stored_once, contacts
 
 pytestmark = [*RERUN_TESTS, pytest.mark.scheduler]
 
-DAGS = REPO_ROOT / "tests" / "example_dags" / "dags"
-EXAMPLES = REPO_ROOT / "example_dags"
-DAG_FILES = [
-    DAGS / "wolkvox_reruns.py",
-    DAGS / "wolkvox_quota_wait.py",
-    EXAMPLES / "example_wolkvox_asset_producer.py",
-    EXAMPLES / "example_wolkvox_asset_consumer.py",
-]
-# The quota test's CRM: 5 calls a "day" of 12 s, under the Connection wolkvox_quota.
-QUOTA, QUOTA_DAY = 5, 12.0
-QUOTA_CONN_ENV = "AIRFLOW_CONN_WOLKVOX_QUOTA"
 RECORDS = 2000
-LATENCY = 0.03
 #: Set it to replay the kill moments of an earlier session.
 SEED_VARIABLE = "WOLKVOX_KILL_SEED"
-
-
-@pytest.fixture(scope="module")
-def crm() -> Iterator[FakeWolkvoxServer]:
-    """One fake CRM for the stack, whose processes are pointed at it once; emptied before each test."""
-    with FakeWolkvoxServer({TOKEN: OPERATION}, latency=LATENCY) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def quota_crm() -> Iterator[FakeWolkvoxServer]:
-    with FakeWolkvoxServer({TOKEN: OPERATION}, quota=QUOTA, quota_period=QUOTA_DAY) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stack(
-    crm: FakeWolkvoxServer, quota_crm: FakeWolkvoxServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SchedulerStack]:
-    home = tmp_path_factory.mktemp("airflow-scheduler-home")
-    env = {
-        CONN_ENV_VAR: crm.airflow_connection(timeout=PROCESS_LOST_ANSWER_TIMEOUT),
-        QUOTA_CONN_ENV: quota_crm.airflow_connection(),
-    }
-    with SchedulerStack(home, DAG_FILES, env) as running:
-        yield running
-
-
-@pytest.fixture
-def empty_crm(crm: FakeWolkvoxServer, stack: SchedulerStack) -> Iterator[FakeWolkvoxServer]:
-    crm.reset()
-    yield crm
-    print(stack.log_tails())  # shown when the test failed
 
 
 @pytest.fixture(scope="module")

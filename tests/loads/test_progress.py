@@ -19,10 +19,11 @@ from tests.conftest import OPERATION, TOKEN
 
 
 class CountingClient:
-    """Stands for the client: only its call counter is read."""
+    """Stands for the client: only its counters are read."""
 
     def __init__(self) -> None:
         self.calls = 0
+        self.refused_busy = 0
 
 
 def summary_of(created: int, rejected: int = 0) -> LoadSummary:
@@ -106,3 +107,27 @@ def test_a_sync_logs_its_plan_then_its_progress(
     assert ", ETA " in lines[0]
     assert lines[-1].startswith("wolkvox sync of 'contacts': 300/300 records (100.0 %), ")
     assert lines[-1].endswith(", 0 failed, 7 API calls")  # the scan, then 6 batches
+
+
+def test_a_count_given_to_tick_replaces_the_records_of_the_summary() -> None:
+    line, client = progress(summary_of(0), 20_000, module="contacts", unit="keys looked up")
+    client.calls = 1_200
+
+    assert line.line(line.started + 30.0, done=1_200) == (
+        "wolkvox sync of 'contacts': 1,200/20,000 keys looked up (6.0 %), 40 keys/s, ETA 8 min, "
+        "1,200 API calls"
+    )
+
+
+def test_a_sync_logs_its_look_ups_as_they_go(
+    server: FakeWolkvoxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    records = [{"Email": f"c{n}@example.com", "Nombre": f"Contacto {n}"} for n in range(20)]
+
+    WolkvoxHook().upsert_many("contacts", records, key_field="Email", lookup="query", progress_interval=0)
+
+    looked_up = [message for message in caplog.messages if " keys looked up " in message]
+    assert looked_up[0].startswith("wolkvox sync of 'contacts': 1/20 keys looked up (5.0 %), ")
+    assert looked_up[-1].startswith("wolkvox sync of 'contacts': 20/20 keys looked up (100.0 %), ")
+    assert looked_up[-1].endswith(", 20 API calls")

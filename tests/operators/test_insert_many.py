@@ -44,6 +44,9 @@ def test_template_fields() -> None:
         "module",
         "records",
         "records_path",
+        "sql",
+        "sql_conn_id",
+        "sql_parameters",
         "results_path",
         "operation",
         "wolkvox_conn_id",
@@ -89,8 +92,10 @@ def test_file_records_stream_results_to_a_file(
     assert summary["results_path"] == str(results_path)
     results = [json.loads(line) for line in results_path.read_text().splitlines()]
     by_email = ids_by_email(server)
+    first = 1 if writer is write_jsonl else 2  # a CSV file's records start below its header
     assert results == [
-        {"index": n, "status": "created", "wolkvox_id": by_email[f"c{n}@example.com"]} for n in range(23)
+        {"line": first + n, "try": 1, "status": "created", "wolkvox_id": by_email[f"c{n}@example.com"]}
+        for n in range(23)
     ]
     assert ti.pushed["failed_records"] == []
 

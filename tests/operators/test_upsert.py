@@ -62,8 +62,8 @@ def test_file_input_returns_the_summary_and_the_results_file_has_every_record(
     }
     assert summary["results_path"] == str(results)
     lines = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [(row["index"], row["status"], row["key"]) for row in lines] == [
-        (n, "created", f"c{n}@example.com") for n in range(4)
+    assert [(row["line"], row["status"], row["key"], row["try"]) for row in lines] == [
+        (n + 1, "created", f"c{n}@example.com", 1) for n in range(4)
     ]
 
 
@@ -91,7 +91,7 @@ def test_a_file_with_a_key_given_twice_is_refused_naming_the_lines(
 
 def test_a_bad_option_fails_when_the_dag_is_parsed() -> None:
     with pytest.raises(
-        WolkvoxInputError, match="mode must be one of upsert, insert_only, update_only, got 'merge'"
+        WolkvoxInputError, match="mode must be one of upsert, insert_only, update_only, mirror, got 'merge'"
     ):
         WolkvoxUpsertOperator(task_id="s", module="contacts", key_field="Email", records=[], mode="merge")
 

@@ -10,6 +10,7 @@ import requests
 
 from airflow_provider_wolkvox import CONN_FIELDS, HOOK_CLASS_NAME
 from airflow_provider_wolkvox import api as wolkvox_api
+from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer
 from tests.conftest import OPERATION, TOKEN
 from tests.ui.api_server import AirflowApiServer
@@ -29,6 +30,13 @@ def test_hook_meta_describes_the_wolkvox_form(
     [meta] = [item for item in answer.json() if item["connection_type"] == "wolkvox"]
     assert meta["hook_name"] == "Wolkvox CRM"
     assert meta["hook_class_name"] == HOOK_CLASS_NAME
+    # Airflow 3 (3.0 to 3.3) sends null here for every connection type, whatever the provider
+    # declares (its HookMetaService.hook_meta_data sets it so); once Airflow fills it, it must be
+    # the hook's default, the id every operator uses.
+    if meta["default_conn_name"] is None:
+        assert {item["default_conn_name"] for item in answer.json()} == {None}
+    else:
+        assert meta["default_conn_name"] == WolkvoxHook.default_conn_name == "wolkvox_default"
     standard = meta["standard_fields"]
     assert standard["host"] == {"hidden": False, "title": "CRM server", "placeholder": "crm0001.wolkvox.com"}
     assert standard["password"]["hidden"] is False

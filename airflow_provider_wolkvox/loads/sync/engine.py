@@ -3,10 +3,13 @@
 In three passes over the input: the first checks every record (each with its key, no key twice)
 and compares it with the sync state; then the keys the state does not know are looked up (per key,
 or by a scan of the module); the last pass decides each record (create, update the fields that
-differ, leave unchanged, skip by the mode, ambiguous) and writes, creates in ``insertMany.php``
-batches, updates one ``update.php`` call each, ``max_in_flight`` at a time. The sync state, when
-kept, is held by the sync from before it is read until after it is written, at the end, over the
-state as it is then (``state.py``).
+differ, leave unchanged, skip by the mode, ambiguous) and writes (``writes.py``), creates in
+``insertMany.php`` batches, updates one ``update.php`` call each, ``max_in_flight`` at a time; a
+mirror sync then deletes the records of the tracked keys the input lacks (``deletes.py``), after
+checking their number against ``max_deletes`` before its first call. A dry run (:meth:`SyncLoad.dry_run`)
+stops short of the writes and counts them (``dry_run.py``). The sync state, when kept, is held by
+the sync from before it is read until after it is written, at the end, over the state as it is then
+(``state.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import replace
 from typing import Any
 
 from airflow_provider_wolkvox import api
@@ -32,19 +34,21 @@ from airflow_provider_wolkvox.loads.progress import Progress
 from airflow_provider_wolkvox.loads.records import ContentKeys, PreparedRecord, check_records_argument, groups
 from airflow_provider_wolkvox.loads.results import LoadSummary, RecordResult, RecordStatus
 from airflow_provider_wolkvox.loads.sender import Sender
-from airflow_provider_wolkvox.loads.sync.index import Known, SyncIndex
+from airflow_provider_wolkvox.loads.sync.deletes import delete_calls, guard_deletes
+from airflow_provider_wolkvox.loads.sync.dry_run import DryRunPlan
+from airflow_provider_wolkvox.loads.sync.index import SyncIndex
 from airflow_provider_wolkvox.loads.sync.lookup import look_up_keys, scan_module
 from airflow_provider_wolkvox.loads.sync.plan import Decision, SyncOptions, SyncPlan
 from airflow_provider_wolkvox.loads.sync.state import (
     StateHeader,
     StateStorage,
-    field_hashes,
     missing_state_warning,
     read_state,
     write_failure,
     write_state,
 )
-from airflow_provider_wolkvox.loads.sync.updates import Updater, changes
+from airflow_provider_wolkvox.loads.sync.updates import changed_by_hashes, changes
+from airflow_provider_wolkvox.loads.sync.writes import Writer, creates_record, keyed
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +67,6 @@ _DONE = frozenset(
         RecordStatus.SKIPPED.value,
     }
 )
-# Results noted in the journal by the sync itself (the others are noted by the requests that made them).
-_FOUND = (RecordStatus.UNCHANGED, RecordStatus.SKIPPED)
 
 
 def sync_source(records: Iterable[Mapping[str, Any]]) -> Source:
@@ -84,8 +86,10 @@ class SyncLoad:
     :param state: where the sync state lives, held by this sync from now until the end of the
         iteration (or :meth:`close`), read first and written at the end (see ``state.py``).
     :param journal: where this sync notes its writes, and finds an earlier try's.
-    :raises WolkvoxInputError: a bad record, a record without its key, a key given twice, a bad state file.
+    :raises WolkvoxInputError: a bad record, a record without its key, a key given twice, a bad state
+        file, a mirror sync without a state.
     :raises WolkvoxStateLockedError: another sync holds the state for longer than the storage waits.
+    :raises WolkvoxDeleteGuardError: a mirror sync (not a dry run) would delete more than ``max_deletes``.
     """
 
     def __init__(
@@ -99,6 +103,11 @@ class SyncLoad:
         state: StateStorage | None = None,
         journal: Journal | None = None,
     ) -> None:
+        if options.mode == "mirror" and state is None:
+            raise WolkvoxInputError(
+                "mode='mirror' needs a state_path: a mirror sync deletes only the records its sync state "
+                "tracks, never one it does not know it wrote"
+            )
         self.client = client
         self.operation = operation
         self.module = module
@@ -106,10 +115,10 @@ class SyncLoad:
         self.state = state
         self.journal = journal
         self.sender = Sender(client, operation, module, options.load_options, journal)
-        self.updater = Updater(self.sender, options, self._create_again)
         self.summary = LoadSummary.of_sync()
         self._records = records
         self._index = SyncIndex()
+        self._writer = Writer(self.sender, options, self._index, journal)
         # Removed at the end of the iteration, or when a sync that never ran is collected.
         self._close_index = weakref.finalize(self, self._index.close)
         self._header = StateHeader(operation, module, options.key_field)
@@ -122,6 +131,7 @@ class SyncLoad:
             self.plan = SyncPlan(module_size=None if self._stored is None else self._stored.module_size)
             self._check_input()
             self.plan.choose(options.lookup)
+            self._delete_limit = guard_deletes(self.module, options, self.plan, self._index)
         except BaseException:
             self._release_state()
             raise
@@ -145,6 +155,9 @@ class SyncLoad:
 
     def __iter__(self) -> Iterator[RecordResult]:
         options = self.options
+        if options.dry_run:
+            self.close()
+            raise WolkvoxInputError("a sync with dry_run=True writes nothing: call its dry_run() instead")
         progress = Progress(
             "sync",
             self.summary,
@@ -153,22 +166,24 @@ class SyncLoad:
             options.progress_interval,
             module=self.module,
         )
-        started, calls_before = progress.started, progress.calls_before
+        started = progress.started
+        writer, ahead = self._writer, options.max_in_flight
         try:
             self._look_up()
-            decisions = self._decisions()
-            with ThreadPoolExecutor(self.options.max_in_flight, thread_name_prefix="wolkvox-sync") as pool:
-                # Each group holds one batch of creates at most, so that creates cost ceil(n / batch).
-                grouped = groups(decisions, _creates, self.options.batch_size, GROUP_SPAN)
-                for group, results in ordered(pool, self._write, grouped, ahead=self.options.max_in_flight):
-                    self._keep(group, results)
-                    for result in results:
-                        self.summary.add(result)
-                        yield result
-                    progress.tick()
+            deletes = self._index.doom() if options.mode == "mirror" else 0
+            progress.total = (progress.total or 0) + deletes
+            with ThreadPoolExecutor(ahead, thread_name_prefix="wolkvox-sync") as pool:
+                for group, results in ordered(pool, writer.write, self._grouped(), ahead=ahead):
+                    writer.keep(group, results)
+                    yield from self._counted(results, progress)
+                if deletes:
+                    batches = self._index.doomed(options.batch_size)
+                    for results in ordered(pool, writer.delete, batches, ahead=ahead):
+                        writer.forget(results)
+                        yield from self._counted(results, progress)
             self._write_state()
         finally:
-            self.summary.calls = self.client.calls - calls_before
+            progress.count_calls()
             self.summary.elapsed_seconds = time.monotonic() - started
             if self.stop_error is not None:
                 self.summary.stopped_reason = str(self.stop_error)
@@ -179,6 +194,30 @@ class SyncLoad:
         """Drop a sync that will not be iterated: release its state and its working index."""
         self._release_state()
         self._close_index()
+
+    def dry_run(self) -> DryRunPlan:
+        """Every look-up the sync needs and no write (nor the state, nor a journal note): what the sync
+        would write and what that costs in calls, and what the dry run spent (its look-ups, and one
+        call reading the token's quota). The sync is done with afterwards (its state released)."""
+        options = self.options
+        plan = DryRunPlan(self.module, options.key_field, options.mode, options.batch_size)
+        calls_before = self.client.calls
+        try:
+            self._look_up()
+            plan.lookup = self.plan.lookup
+            for group in self._grouped():
+                plan.count(group)
+            if options.mode == "mirror":
+                plan.delete = self._index.doom()
+                plan.delete_calls = delete_calls(self._index.doomed_ids(), options.batch_size)
+                plan.max_deletes = self._delete_limit
+                plan.exceeds_max_deletes = self.plan.to_delete > self._delete_limit
+            plan.quota_left = self.client.token_info(self.operation).calls_left
+        finally:
+            plan.calls_used = self.client.calls - calls_before
+            self.close()
+        log.info("%s", plan.table())
+        return plan
 
     # The sync state
 
@@ -235,7 +274,7 @@ class SyncLoad:
             else:
                 plan.known += 1
                 if self.options.mode != "insert_only":  # which never updates
-                    plan.changed += bool(_changed_by_hashes(record.fields, known, key_field))
+                    plan.changed += bool(changed_by_hashes(record.fields, known, key_field))
 
     def _prepared(self, position: int, label: Label, fields: Mapping[str, Any]) -> tuple[PreparedRecord, str]:
         key_field = self.options.key_field
@@ -256,15 +295,35 @@ class SyncLoad:
     def _look_up(self) -> None:
         plan, options = self.plan, self.options
         args = (self.client, self.operation, self.module, options.key_field, self._index)
+        progress = Progress(
+            "sync",
+            self.summary,
+            self.client,
+            plan.to_look_up,
+            options.progress_interval,
+            module=self.module,
+            unit="keys looked up",
+        )
         if plan.lookup == "scan":
             size, whole = scan_module(*args)
             self._header = StateHeader(self.operation, self.module, options.key_field, size)
             if not whole:  # the keys not seen may be in what could not be read
-                look_up_keys(*args, in_flight=options.max_in_flight, unfound_only=True)
+                look_up_keys(*args, in_flight=options.max_in_flight, unfound_only=True, progress=progress)
         elif plan.lookup == "query":
-            look_up_keys(*args, in_flight=options.max_in_flight)
+            look_up_keys(*args, in_flight=options.max_in_flight, progress=progress)
 
     # The last pass
+
+    def _grouped(self) -> Iterator[list[Decision]]:
+        """The decisions in the groups they are written in: each holds one batch of creates at most,
+        so that creates cost ceil(n / batch) calls where they are not sparse."""
+        return groups(self._decisions(), creates_record, self.options.batch_size, GROUP_SPAN)
+
+    def _counted(self, results: list[RecordResult], progress: Progress) -> Iterator[RecordResult]:
+        for result in results:
+            self.summary.add(result)
+            yield result
+        progress.tick()
 
     def _decisions(self) -> Iterator[Decision]:
         keys = ContentKeys(self.module)
@@ -274,7 +333,7 @@ class SyncLoad:
             if written is None:
                 yield self._decide(record, key)
             else:
-                yield Decision(record, key, _keyed(written, key))
+                yield Decision(record, key, keyed(written, key))
 
     def _written_earlier(self, record: PreparedRecord, keys: ContentKeys) -> RecordResult | None:
         """What an earlier try of the task wrote for ``record`` (by its journal), if it wrote it."""
@@ -304,7 +363,7 @@ class SyncLoad:
             if known is None:
                 raise AssertionError(f"key {key!r} is neither looked up nor known from the state")
             wolkvox_id = known.wolkvox_id
-            changed = _changed_by_hashes(record.fields, known, self.options.key_field)
+            changed = changed_by_hashes(record.fields, known, self.options.key_field)
         if mode == "insert_only":
             return Decision(
                 record, key, RecordResult(record.index, RecordStatus.SKIPPED, wolkvox_id, key=key)
@@ -314,72 +373,6 @@ class SyncLoad:
                 record, key, RecordResult(record.index, RecordStatus.UNCHANGED, wolkvox_id, key=key)
             )
         return Decision(record, key, update_id=wolkvox_id, fields=changed)
-
-    def _write(self, group: list[Decision]) -> tuple[list[Decision], list[RecordResult]]:
-        """Write one group: its creates in one batch, its updates one by one; results in input order."""
-        results: dict[int, RecordResult] = {d.record.index: d.result for d in group if d.result is not None}
-        creates = [d for d in group if _creates(d)]
-        updates = [d for d in group if d.result is None and d.update_id is not None]
-        if creates:
-            sent = self._create([d.record for d in creates])
-            results.update((r.index, self._created(d, r)) for d, r in zip(creates, sent, strict=True))
-        for decision in updates:
-            results[decision.record.index] = self.updater.update(decision)
-        return group, [results[d.record.index] for d in group]
-
-    def _create(self, records: Sequence[PreparedRecord]) -> list[RecordResult]:
-        return self.sender.send_recalled(records) if self.journal is not None else self.sender.send(records)
-
-    def _create_again(self, decision: Decision) -> RecordResult:
-        """Create the record of a key whose CRM record is gone (its update was refused)."""
-        [result] = self._create([decision.record])
-        return self._created(decision, result)
-
-    def _created(self, decision: Decision, result: RecordResult) -> RecordResult:
-        """The result of a create; a refused one is looked up, in case another writer holds its key."""
-        if result.status is RecordStatus.REJECTED:
-            result = self.updater.taken(decision, result)
-        return _keyed(result, decision.key)
-
-    def _keep(self, group: list[Decision], results: list[RecordResult]) -> None:
-        """Note in the sync state what the CRM now holds for each key of ``group``, and in the journal
-        the records found in the CRM without a write (unchanged, skipped), so that a clear of the
-        task recalls them rather than looking them up again."""
-        kept: list[tuple[str, str, dict[str, str] | None]] = []
-        found: list[tuple[str, RecordResult]] = []
-        for decision, result in zip(group, results, strict=True):
-            if result.status in (RecordStatus.CREATED, RecordStatus.UPDATED, RecordStatus.UNCHANGED):
-                kept.append((decision.key, str(result.wolkvox_id), field_hashes(decision.record.fields)))
-            elif result.status is RecordStatus.SKIPPED and result.wolkvox_id is not None:
-                kept.append((decision.key, result.wolkvox_id, None))
-            if result.status in _FOUND and result.wolkvox_id is not None and self._new_note(decision, result):
-                found.append((str(decision.record.key), result))
-        self._index.keep(kept)
-        if found and self.journal is not None:
-            self.journal.settled(None, found, time.time())
-
-    def _new_note(self, decision: Decision, result: RecordResult) -> bool:
-        """False when an earlier try of the task noted this result of the record already."""
-        if self.journal is None:
-            return False
-        note = self.journal.recall(str(decision.record.key))
-        return note is None or (note.status, note.wolkvox_id) != (result.status.value, result.wolkvox_id)
-
-
-def _creates(decision: Decision) -> bool:
-    return decision.result is None and decision.update_id is None
-
-
-def _changed_by_hashes(fields: dict[str, Any], known: Known, key_field: str) -> tuple[str, ...]:
-    """The fields whose value differs from the one last written, by the state's digests; never the
-    key, which the record holds by its identity (a state may have digested another form of it)."""
-    hashes = known.hashes or {}
-    now = field_hashes(fields)
-    return tuple(name for name, digest in now.items() if hashes.get(name) != digest and name != key_field)
-
-
-def _keyed(result: RecordResult, key: str) -> RecordResult:
-    return replace(result, key=key)
 
 
 def _name(label: Label | str) -> str:

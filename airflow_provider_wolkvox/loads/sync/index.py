@@ -1,8 +1,9 @@
 """What a sync knows of each key, in a SQLite file of its own, so that a million keys stay out of memory.
 
-Three tables: ``state`` (key → wolkvox_id and the hashes of the values last written, from the sync
-state file and then from this run), ``inputs`` (the keys of this run's input, to refuse a key given
-twice) and ``crm`` (key → the CRM records found holding it, by look-up or scan).
+Four tables: ``state`` (key → wolkvox_id and the hashes of the values last written, from the sync
+state file and then from this run; ``gone`` once a mirror deleted its record), ``inputs`` (the keys
+of this run's input, to refuse a key given twice), ``crm`` (key → the CRM records found holding it,
+by look-up or scan) and ``doomed`` (the tracked keys a mirror sync deletes, with their records' ids).
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 _SCHEMA = """
-CREATE TABLE state (key TEXT PRIMARY KEY, id TEXT NOT NULL, hashes TEXT, written INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE state (
+    key TEXT PRIMARY KEY, id TEXT NOT NULL, hashes TEXT, written INTEGER NOT NULL DEFAULT 0,
+    gone INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE inputs (key TEXT PRIMARY KEY, label TEXT NOT NULL, looked_up INTEGER);
 CREATE TABLE crm (key TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (key, id));
+CREATE TABLE doomed (key TEXT PRIMARY KEY, id TEXT NOT NULL);
+CREATE INDEX crm_id ON crm (id);
+CREATE INDEX state_id ON state (id);
 """
+# The tracked keys absent from the input.
+_ABSENT = "FROM state WHERE key NOT IN (SELECT key FROM inputs)"
 
 # The hashes a key keeps when noted again: the old ones when the new are not known for the same record.
 _KEPT_HASHES = "(CASE WHEN excluded.hashes IS NULL AND id = excluded.id THEN hashes ELSE excluded.hashes END)"
@@ -71,7 +80,8 @@ class SyncIndex:
         # Every expression of the SET reads the row as it was before the update.
         with self._db:
             self._db.executemany(
-                "INSERT INTO state VALUES (?, ?, ?, 1) ON CONFLICT (key) DO UPDATE SET id = excluded.id, "
+                "INSERT INTO state (key, id, hashes, written) VALUES (?, ?, ?, 1) "
+                "ON CONFLICT (key) DO UPDATE SET id = excluded.id, "
                 f"hashes = {_KEPT_HASHES}, "
                 f"written = written OR id IS NOT excluded.id OR hashes IS NOT {_KEPT_HASHES}",
                 ((key, wolkvox_id, _dump(hashes)) for key, wolkvox_id, hashes in rows),
@@ -85,12 +95,55 @@ class SyncIndex:
         for key, wolkvox_id, hashes in self._db.execute("SELECT key, id, hashes FROM state ORDER BY key"):
             yield key, wolkvox_id, _load(hashes)
 
-    def state_entries(self) -> Iterator[tuple[str, str, dict[str, str] | None, bool]]:
+    def state_entries(self) -> Iterator[tuple[str, str | None, dict[str, str] | None, bool]]:
         """(key, wolkvox_id, hashes, noted by this run) of every key, in ascending key order: the
-        entries the sync state is written from (``written`` False: only read from the state)."""
-        rows = self._db.execute("SELECT key, id, hashes, written FROM state ORDER BY key")
-        for key, wolkvox_id, hashes, written in rows:
-            yield key, wolkvox_id, _load(hashes), bool(written)
+        entries the sync state is written from (``written`` False: only read from the state; the
+        wolkvox_id None: a key this run deleted, for the state to forget)."""
+        rows = self._db.execute("SELECT key, id, hashes, written, gone FROM state ORDER BY key")
+        for key, wolkvox_id, hashes, written, gone in rows:
+            yield key, None if gone else wolkvox_id, None if gone else _load(hashes), bool(written)
+
+    def tracked(self) -> int:
+        """How many keys the sync state tracks."""
+        return int(self._db.execute("SELECT count(*) FROM state").fetchone()[0])
+
+    def tracked_absent(self) -> int:
+        """How many keys the sync state tracks that the input does not hold."""
+        return int(self._db.execute(f"SELECT count(*) {_ABSENT}").fetchone()[0])
+
+    def doom(self) -> int:
+        """Choose the deletes of a mirror sync, once its keys are looked up: the tracked keys absent
+        from the input, less those whose record is an input key's (by the state or a look-up: a record
+        whose key was changed in the CRM is kept); return how many."""
+        with self._db:
+            self._db.execute("DELETE FROM doomed")
+            self._db.execute(
+                f"INSERT INTO doomed SELECT key, id {_ABSENT} "
+                "AND id NOT IN (SELECT id FROM state WHERE key IN (SELECT key FROM inputs)) "
+                "AND id NOT IN (SELECT id FROM crm)"
+            )
+        return int(self._db.execute("SELECT count(*) FROM doomed").fetchone()[0])
+
+    def doomed(self, size: int) -> Iterator[list[tuple[str, tuple[str, ...]]]]:
+        """The deletes chosen by :meth:`doom` in batches of ``size`` distinct ids: (id, its keys) each."""
+        batch: list[tuple[str, tuple[str, ...]]] = []
+        rows = self._db.execute("SELECT id, json_group_array(key) FROM doomed GROUP BY id ORDER BY id")
+        for wolkvox_id, keys in rows.fetchall():
+            batch.append((wolkvox_id, tuple(sorted(json.loads(keys)))))
+            if len(batch) == size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def doomed_ids(self) -> int:
+        """How many distinct records the deletes chosen by :meth:`doom` name."""
+        return int(self._db.execute("SELECT count(DISTINCT id) FROM doomed").fetchone()[0])
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Note keys whose record is gone from the CRM: the sync state forgets them."""
+        with self._db:
+            self._db.executemany("UPDATE state SET gone = 1, written = 1 WHERE key = ?", ((k,) for k in keys))
 
     # The input's keys
 

@@ -18,6 +18,7 @@ from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client.client import WolkvoxClient
 from airflow_provider_wolkvox.loads.compare import key_holders, key_text
 from airflow_provider_wolkvox.loads.pipeline import ordered
+from airflow_provider_wolkvox.loads.progress import Progress
 from airflow_provider_wolkvox.loads.sync.index import SyncIndex
 from airflow_provider_wolkvox.loads.windows import WindowUnreadable, created_between
 
@@ -37,9 +38,13 @@ def look_up_keys(
     *,
     in_flight: int,
     unfound_only: bool = False,
+    progress: Progress | None = None,
 ) -> int:
     """Look the index's keys to look up up with ``query.php``, each by its identity's text; return
-    how many were looked up."""
+    how many were looked up.
+
+    :param progress: ticked with the count of keys looked up so far.
+    """
 
     def query(key: str) -> tuple[str, list[dict[str, Any]]]:
         return key, look_up_key(client, operation, module, key_field, key)
@@ -50,6 +55,8 @@ def look_up_keys(
         for key, holders in ordered(pool, query, keys, ahead=in_flight):
             index.found(key, holders)
             looked_up += 1
+            if progress is not None:
+                progress.tick(looked_up)
     return looked_up
 
 

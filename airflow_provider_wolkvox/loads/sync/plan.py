@@ -10,12 +10,16 @@ from airflow_provider_wolkvox.loads.options import DEFAULT_BATCH_SIZE, DEFAULT_P
 from airflow_provider_wolkvox.loads.records import PreparedRecord
 from airflow_provider_wolkvox.loads.results import RecordResult
 
-MODES = ("upsert", "insert_only", "update_only")
+MODES = ("upsert", "insert_only", "update_only", "mirror")
 LOOKUPS = ("auto", "query", "scan")
 #: With ``lookup="auto"`` and no module size known, at most this many keys are looked up one by one.
 AUTO_QUERY_LIMIT = 100
 # A scan reads the boundary second of each page again: a margin on the ideal ceil(M / limit).
 _SCAN_MARGIN = 1.2
+#: A mirror sync deletes at most this fraction of the keys its state tracks unless told otherwise...
+DEFAULT_MAX_DELETES = 0.1
+#: ...and a fraction allows at least this many deletes, so that a small state can lose a few keys.
+MIN_DELETES_ALLOWED = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,14 +28,20 @@ class SyncOptions:
 
     :param key_field: the field that names a record in both the input and the CRM (an e-mail, an id).
     :param mode: ``"upsert"`` (create absent keys, update present ones), ``"insert_only"`` (create
-        absent keys, skip present ones) or ``"update_only"`` (update present keys, skip absent ones:
-        never create).
+        absent keys, skip present ones), ``"update_only"`` (update present keys, skip absent ones:
+        never create) or ``"mirror"`` (as ``upsert``, and delete the records of the keys the sync
+        state tracks that the input no longer holds; needs a sync state).
     :param lookup: how to learn which keys the CRM holds: ``"query"`` (one ``query.php`` call per
         key), ``"scan"`` (read the module by creation date) or ``"auto"`` (the cheaper, see docs/syncs.md).
     :param refresh: look every key up in the CRM, ignoring what the sync state says.
     :param batch_size: records per ``insertMany.php`` call of the creates.
     :param max_in_flight: requests in flight at once, 1 or 2.
     :param progress_interval: seconds between progress lines in the log.
+    :param dry_run: look up what the sync needs, write nothing (no create, update, delete, nor the
+        state), and say what it would write and at what cost (``SyncLoad.dry_run``).
+    :param max_deletes: the most deletes a ``"mirror"`` sync may make: a count, or a fraction (0 to
+        1) of the keys its state tracks, allowing at least :data:`MIN_DELETES_ALLOWED`. More, and the
+        sync stops before its first call (``WolkvoxDeleteGuardError``).
     :raises WolkvoxInputError: an option out of range.
     """
 
@@ -42,6 +52,8 @@ class SyncOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     max_in_flight: int = api.MAX_IN_FLIGHT_PER_TOKEN
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL
+    dry_run: bool = False
+    max_deletes: int | float = DEFAULT_MAX_DELETES
 
     def __post_init__(self) -> None:
         if not isinstance(self.key_field, str) or not self.key_field.strip():
@@ -50,7 +62,25 @@ class SyncOptions:
             raise WolkvoxInputError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.lookup not in LOOKUPS:
             raise WolkvoxInputError(f"lookup must be one of {', '.join(LOOKUPS)}, got {self.lookup!r}")
+        if not isinstance(self.dry_run, bool):
+            raise WolkvoxInputError(f"dry_run must be True or False, got {self.dry_run!r}")
+        self.delete_limit(0)  # checks max_deletes
         self.load_options  # noqa: B018 - checks batch_size and max_in_flight
+
+    def delete_limit(self, tracked: int) -> int:
+        """The most deletes ``max_deletes`` allows a mirror sync whose state tracks ``tracked`` keys.
+
+        :raises WolkvoxInputError: ``max_deletes`` neither a count nor a fraction from 0 to 1.
+        """
+        limit = self.max_deletes
+        if type(limit) is int and limit >= 0:
+            return limit
+        if type(limit) is float and 0.0 <= limit <= 1.0:
+            return max(MIN_DELETES_ALLOWED, int(limit * tracked))
+        raise WolkvoxInputError(
+            "max_deletes must be a number of deletes (an int, 0 or more) or a fraction of the tracked "
+            f"keys (a float from 0.0 to 1.0), got {limit!r}"
+        )
 
     @property
     def load_options(self) -> LoadOptions:
@@ -89,6 +119,9 @@ class SyncPlan:
     lookup: str = "none"
     #: The module's record count as the last sync saw it, if known.
     module_size: int | None = None
+    #: A mirror sync's keys tracked by the state, and of those the keys absent from the input.
+    tracked: int = 0
+    to_delete: int = 0
 
     def choose(self, lookup: str) -> None:
         """Pick the look-up: as asked, or for ``"auto"`` the one of fewer calls."""
@@ -152,6 +185,13 @@ class SyncPlan:
             more = "one update call per looked-up key found changed"
             tail = f"{tail}, plus {more}" if tail else f"then {more}"
         parts.append(tail or "nothing to write")
+        if mode == "mirror" and not self.to_delete:
+            parts.append("and no tracked key to delete")
+        elif mode == "mirror":
+            deletes = _calls(-(-self.to_delete // batch_size), "delete.php")
+            parts.append(
+                f"and {self.to_delete:,} of the {self.tracked:,} tracked keys to delete (about {deletes})"
+            )
         head = f"wolkvox sync of module {module!r} by {key_field!r}: {self.records:,} keys"
         return f"{head}: {', '.join(parts)}."
 

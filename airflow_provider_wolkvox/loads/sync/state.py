@@ -50,8 +50,9 @@ REBUILD = (
 #: A key's entry: (key, wolkvox_id, hashes by field or None).
 Row = tuple[str, str, Any]
 #: A key's entry as a run holds it, and whether this run wrote or learned it (True) or only read it
-#: from the state (False).
-Entry = tuple[str, str, Any, bool]
+#: from the state (False); its wolkvox_id None when this run deleted its record (a mirror sync):
+#: the state forgets the key.
+Entry = tuple[str, str | None, Any, bool]
 
 
 class StateStorage(Protocol):
@@ -139,7 +140,7 @@ def write_state(storage: StateStorage, header: StateHeader, rows: Iterable[Row |
     with storage.owned():
         current = _current(storage, header)
         if current is None:
-            storage.write(_state_lines(header, ((k, i, h) for k, i, h, _ in entries)))
+            storage.write(_state_lines(header, ((k, i, h) for k, i, h, _ in entries if i is not None)))
             return
         found, ordered = current
         if header.module_size is None and found.module_size is not None:
@@ -184,9 +185,10 @@ def write_failure(name: str, error: BaseException, counts: dict[str, int], relea
 def merge_rows(current: Iterable[Row], ours: Iterable[Entry]) -> Iterator[Row]:
     """The state's entries with this run's overlaid, key by key, in ascending key order.
 
-    A key this run wrote or learned (its entry's flag True) takes this run's entry; a key this run
-    only read from the state takes ``current``'s (it may have been written since); a key of one side
-    only is kept as it is. Both inputs must be in strictly ascending key order.
+    A key this run wrote or learned (its entry's flag True) takes this run's entry, or is dropped
+    when this run deleted its record (its wolkvox_id None); a key this run only read from the state
+    takes ``current``'s (it may have been written since); a key of one side only is kept as it is.
+    Both inputs must be in strictly ascending key order.
 
     :raises ValueError: an input out of key order.
     """
@@ -201,10 +203,14 @@ def merge_rows(current: Iterable[Row], ours: Iterable[Entry]) -> Iterator[Row]:
             yield theirs
             theirs = next(theirs_iter, None)
         elif theirs is None or mine[0] < theirs[0]:
-            yield mine[:3]
+            if mine[1] is not None:
+                yield mine[:3]
             mine = next(ours_iter, None)
         else:  # the same key on both sides
-            yield mine[:3] if mine[3] else theirs
+            if not mine[3]:
+                yield theirs
+            elif mine[1] is not None:
+                yield mine[:3]
             theirs, mine = next(theirs_iter, None), next(ours_iter, None)
 
 

@@ -23,8 +23,10 @@ from airflow_provider_wolkvox.exceptions import WolkvoxBadRequestError, WolkvoxE
 from airflow_provider_wolkvox.loads.compare import changed_fields
 from airflow_provider_wolkvox.loads.results import RecordResult, RecordStatus
 from airflow_provider_wolkvox.loads.sender import Sender
+from airflow_provider_wolkvox.loads.sync.index import Known
 from airflow_provider_wolkvox.loads.sync.lookup import look_up_key
 from airflow_provider_wolkvox.loads.sync.plan import Decision, SyncOptions
+from airflow_provider_wolkvox.loads.sync.state import field_hashes
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,14 @@ def changes(fields: Mapping[str, Any], holder: Mapping[str, Any], key_field: str
     """The fields of a record to write to the CRM record ``holder`` that holds its key: those whose
     value differs, never the key itself (``holder`` holds it, maybe in another equivalent form)."""
     return tuple(name for name in changed_fields(fields, holder) if name != key_field)
+
+
+def changed_by_hashes(fields: dict[str, Any], known: Known, key_field: str) -> tuple[str, ...]:
+    """The fields whose value differs from the one last written, by the state's digests; never the
+    key, which the record holds by its identity (a state may have digested another form of it)."""
+    hashes = known.hashes or {}
+    now = field_hashes(fields)
+    return tuple(name for name, digest in now.items() if hashes.get(name) != digest and name != key_field)
 
 
 class Updater:
