@@ -4,18 +4,15 @@ the rate, an ETA when the total is known, failures and calls."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from airflow_provider_wolkvox.client import RetryPolicy
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import RecordResult, RecordStatus
 from airflow_provider_wolkvox.loads.progress import Progress
 from airflow_provider_wolkvox.loads.results import LoadSummary
-from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
-from tests.conftest import OPERATION, TOKEN
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer
 
 
 class CountingClient:
@@ -74,17 +71,6 @@ def test_when_done_there_is_no_eta() -> None:
         "wolkvox sync of 'contacts': 50/50 records (100.0 %), 50 "
     )
     assert "ETA" not in line.line(line.started + 1.0)
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
-    with FakeWolkvoxServer({TOKEN: OPERATION}) as fake:
-        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
-        monkeypatch.setattr(
-            "airflow_provider_wolkvox.client.client.RetryPolicy",
-            lambda: RetryPolicy(base_delay=0, max_attempts=2),
-        )
-        yield fake
 
 
 def test_a_sync_logs_its_plan_then_its_progress(

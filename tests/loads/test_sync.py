@@ -5,38 +5,21 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import RetryPolicy
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.fields import address
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import Journal, RecordStatus
-from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
 from tests.conftest import OPERATION, TOKEN, DictStateStore
+from tests.loads.records import MODULE, contact
 
-MODULE = "contacts"
 WRITES = (api.INSERT_PATH, api.INSERT_MANY_PATH, api.UPDATE_PATH)
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
-    with FakeWolkvoxServer({TOKEN: OPERATION}, modules={MODULE}) as fake:
-        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
-        monkeypatch.setattr(
-            "airflow_provider_wolkvox.client.client.RetryPolicy",
-            lambda: RetryPolicy(base_delay=0, max_attempts=2),
-        )
-        yield fake
-
-
-def contact(n: int, **changes: Any) -> dict[str, Any]:
-    return {"Email": f"c{n}@example.com", "Nombre": f"Contacto {n}", "Ciudad": "Medellín", **changes}
 
 
 def seed(server: FakeWolkvoxServer, records: list[dict[str, Any]]) -> dict[str, str]:

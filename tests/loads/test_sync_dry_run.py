@@ -5,39 +5,22 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import RetryPolicy
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import DryRunPlan, RecordStatus, UpsertResult
-from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
-from tests.conftest import OPERATION, TOKEN
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer
+from tests.conftest import TOKEN
+from tests.loads.records import MODULE, contact
 
-MODULE = "contacts"
 WRITES = (api.INSERT_PATH, api.INSERT_MANY_PATH, api.UPDATE_PATH, api.DELETE_PATH)
 LOOK_UPS = (api.QUERY_PATH, api.QUERY_DATES_PATH)
 PLAN_KEYS = {"create", "update", "unchanged", "skip", "delete", "write_calls", "calls_used", "quota_left"}
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
-    with FakeWolkvoxServer({TOKEN: OPERATION}, modules={MODULE}) as fake:
-        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
-        monkeypatch.setattr(
-            "airflow_provider_wolkvox.client.client.RetryPolicy",
-            lambda: RetryPolicy(base_delay=0, max_attempts=2),
-        )
-        yield fake
-
-
-def contact(n: int, **changes: Any) -> dict[str, Any]:
-    return {"Email": f"c{n}@example.com", "Nombre": f"Contacto {n}", "Ciudad": "Medellín", **changes}
 
 
 def calls(server: FakeWolkvoxServer, *paths: str) -> int:

@@ -7,33 +7,19 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import RetryPolicy
 from airflow_provider_wolkvox.exceptions import WolkvoxDeleteGuardError, WolkvoxInputError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import RecordStatus, SyncOptions, UpsertResult
 from airflow_provider_wolkvox.loads.sync.state import merge_rows
-from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
-from tests.conftest import OPERATION, TOKEN
-
-MODULE = "contacts"
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
-    with FakeWolkvoxServer({TOKEN: OPERATION}, modules={MODULE}) as fake:
-        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
-        monkeypatch.setattr(
-            "airflow_provider_wolkvox.client.client.RetryPolicy",
-            lambda: RetryPolicy(base_delay=0, max_attempts=2),
-        )
-        yield fake
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
+from tests.conftest import OPERATION
+from tests.loads.records import MODULE
 
 
 @pytest.fixture

@@ -21,13 +21,12 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from airflow_provider_wolkvox.client import RetryPolicy
 from airflow_provider_wolkvox.exceptions import (
     WolkvoxInputError,
     WolkvoxStateLockedError,
@@ -44,22 +43,11 @@ from airflow_provider_wolkvox.loads.sync.state import (
 from airflow_provider_wolkvox.operators.upsert import WolkvoxUpsertOperator
 from airflow_provider_wolkvox.state_file import LOCK_SUFFIX, StateFile
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
-from tests.conftest import OPERATION, REPO_ROOT, TOKEN
+from tests.conftest import OPERATION, REPO_ROOT
+from tests.loads.records import MODULE, contact
 
-MODULE = "contacts"
 HEADER = StateHeader(OPERATION, MODULE, "Email")
 CHILD_TIMEOUT = 120
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
-    with FakeWolkvoxServer({TOKEN: OPERATION}, modules={MODULE}) as fake:
-        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
-        monkeypatch.setattr(
-            "airflow_provider_wolkvox.client.client.RetryPolicy",
-            lambda: RetryPolicy(base_delay=0, max_attempts=2),
-        )
-        yield fake
 
 
 @pytest.fixture
@@ -67,10 +55,6 @@ def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> float:
     """A sync that finds its state held gives up after this, not after a minute."""
     monkeypatch.setattr("airflow_provider_wolkvox.state_file.STATE_LOCK_WAIT", 0.3)
     return 0.3
-
-
-def contact(n: int, **changes: Any) -> dict[str, Any]:
-    return {"Email": f"c{n}@example.com", "Nombre": f"Contacto {n}", "Ciudad": "Medellín", **changes}
 
 
 def contacts(first: int, count: int, **changes: Any) -> list[dict[str, Any]]:
