@@ -23,6 +23,10 @@ AIRFLOW2_E2E := tests/example_dags/test_example_dags.py::test_insert_dag_passes_
 # The fast tier: unit and contract tests, in-process against the fake CRM; no Airflow processes,
 # no browser, no build.
 FAST_TESTS := not e2e and not ui and not packaging
+# The fast tier's tests are independent (each process its own AIRFLOW_HOME and servers on free
+# loopback ports): pytest-xdist runs them on both cores. The end-to-end tests share Airflow
+# processes and a scheduler stack, so they run in one process.
+PARALLEL := -n 2
 
 .PHONY: install demo test test-fast test-airflow3 test-airflow2 lint format clean
 
@@ -65,16 +69,16 @@ test: lint test-airflow3 test-airflow2
 
 # The unit and contract tests on Airflow 3, in under 2 minutes: the loop while changing code.
 test-fast: $(INSTALLED)
-	$(BIN)/python -m pytest -m '$(FAST_TESTS)'
+	$(BIN)/python -m pytest $(PARALLEL) -m '$(FAST_TESTS)'
 
-# Everything, on Airflow 3: unit, contract, end-to-end, packaging, and the UI tests.
-test-airflow3: $(INSTALLED)
-	$(BIN)/python -m pytest
+# Everything, on Airflow 3: the fast tier, then the end-to-end, packaging and UI tests.
+test-airflow3: test-fast
+	$(BIN)/python -m pytest -m 'not ($(FAST_TESTS))'
 
 # Airflow 2.11: the unit and contract tests, then one end-to-end DAG run. The UI tests need
 # Airflow 3's api-server; packaging does not depend on the Airflow version.
 test-airflow2: $(AIRFLOW2_INSTALLED)
-	$(AIRFLOW2_ENV) $(AIRFLOW2_BIN)/python -m pytest -m '$(FAST_TESTS)'
+	$(AIRFLOW2_ENV) $(AIRFLOW2_BIN)/python -m pytest $(PARALLEL) -m '$(FAST_TESTS)'
 	$(AIRFLOW2_ENV) $(AIRFLOW2_BIN)/python -m pytest $(AIRFLOW2_E2E)
 
 clean:
