@@ -23,10 +23,11 @@ AIRFLOW2_E2E := tests/example_dags/test_example_dags.py::test_insert_dag_passes_
 # The fast tier: unit and contract tests, in-process against the fake CRM; no Airflow processes,
 # no browser, no build.
 FAST_TESTS := not e2e and not ui and not packaging
-# The fast tier's tests are independent (each process its own AIRFLOW_HOME and servers on free
-# loopback ports): pytest-xdist runs them on both cores. The end-to-end tests share Airflow
-# processes and a scheduler stack, so they run in one process.
+# Tests run on both cores (pytest-xdist): each worker has its own AIRFLOW_HOME, fake CRMs on free
+# loopback ports and, for the end-to-end tests, its own Airflow processes; those are handed out a
+# file at a time, since the tests of a file share a scheduler stack or an Airflow DB run.
 PARALLEL := -n 2
+PARALLEL_E2E := -n 2 --dist loadfile
 
 .PHONY: install demo test test-fast test-airflow3 test-airflow2 lint format clean
 
@@ -73,7 +74,7 @@ test-fast: $(INSTALLED)
 
 # Everything, on Airflow 3: the fast tier, then the end-to-end, packaging and UI tests.
 test-airflow3: test-fast
-	$(BIN)/python -m pytest -m 'not ($(FAST_TESTS))'
+	$(BIN)/python -m pytest $(PARALLEL_E2E) -m 'not ($(FAST_TESTS))'
 
 # Airflow 2.11: the unit and contract tests, then one end-to-end DAG run. The UI tests need
 # Airflow 3's api-server; packaging does not depend on the Airflow version.
