@@ -56,7 +56,7 @@ from _harness import (
 
 from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.client import WolkvoxClient
-from airflow_provider_wolkvox.loads.sync import SyncLoad, SyncOptions
+from airflow_provider_wolkvox.loads.sync import SyncLoad, SyncOptions, SyncSource
 from airflow_provider_wolkvox.loads.sync.state import StateHeader, field_hashes, read_state, write_state
 from airflow_provider_wolkvox.sources import read_records
 from airflow_provider_wolkvox.state_file import StateFile
@@ -78,18 +78,16 @@ def scenario_input(args: argparse.Namespace, changed_share: float) -> tuple[list
     return records, changed
 
 
+def sync_of(client: WolkvoxClient, source: SyncSource, state: str) -> SyncLoad:
+    """The benchmark's sync: contacts keyed on Email, with the state file at ``state``."""
+    return SyncLoad(client, OPERATION, MODULE, source, SyncOptions(key_field=KEY), state=StateFile(state))
+
+
 def run_sync(server: ServerProcess, records: list[dict[str, Any]], state: str) -> dict[str, Any]:
     calls_before = {path: server.calls(path) for path in PATHS}
     with WolkvoxClient(server.url, TOKEN) as client:
         started = time.perf_counter()
-        load = SyncLoad(
-            client,
-            OPERATION,
-            MODULE,
-            lambda: enumerate(records),
-            SyncOptions(key_field=KEY),
-            state=StateFile(state),
-        )
+        load = sync_of(client, lambda: enumerate(records), state)
         outcomes = Counter(result.status.value for result in load)
         seconds = time.perf_counter() - started
     return {
@@ -168,14 +166,7 @@ def unchanged_sync(url: str, folder: str, keys: int) -> dict[str, float]:
     write_state(StateFile(str(state_path)), StateHeader(OPERATION, MODULE, KEY, keys), rows)
     started = time.perf_counter()
     with WolkvoxClient(url, TOKEN) as client:
-        load = SyncLoad(
-            client,
-            OPERATION,
-            MODULE,
-            lambda: read_records(str(input_path)),
-            SyncOptions(key_field=KEY),
-            state=StateFile(str(state_path)),
-        )
+        load = sync_of(client, lambda: read_records(str(input_path)), str(state_path))
         unchanged = sum(result.status.value == "unchanged" for result in load)
         calls = client.calls
     return {
@@ -190,14 +181,7 @@ def partition_sync(url: str, state: str, first: int, count: int) -> dict[str, An
     """In a fresh child, as one mapped task: a sync of the new keys ``first`` to ``first + count``."""
     records = [contact(n) for n in range(first, first + count)]
     with WolkvoxClient(url, TOKEN) as client:
-        load = SyncLoad(
-            client,
-            OPERATION,
-            MODULE,
-            lambda: enumerate(records),
-            SyncOptions(key_field=KEY),
-            state=StateFile(state),
-        )
+        load = sync_of(client, lambda: enumerate(records), state)
         outcomes = Counter(result.status.value for result in load)
         return {"calls": client.calls, "outcomes": dict(outcomes)}
 

@@ -16,8 +16,8 @@ from airflow_provider_wolkvox.fields import address
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import Journal, RecordStatus
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
-from tests.conftest import OPERATION, TOKEN, DictStateStore
-from tests.loads.records import MODULE, contact
+from tests.conftest import OPERATION, DictStateStore
+from tests.loads.records import MODULE, contact, delete_in_the_crm
 
 WRITES = (api.INSERT_PATH, api.INSERT_MANY_PATH, api.UPDATE_PATH)
 
@@ -254,19 +254,6 @@ def test_a_record_deleted_in_the_crm_since_the_state_was_written_is_created_agai
     )
     refused = [e for e in server.request_log if e.path == api.UPDATE_PATH]
     assert [e.status for e in refused] == [400]
-
-
-def delete_in_the_crm(server: FakeWolkvoxServer, wolkvox_id: str) -> None:
-    """Delete a record as a CRM user would, through delete.php."""
-    import requests
-
-    response = requests.post(
-        server.url + api.DELETE_PATH,
-        json={"operation": OPERATION, "module": MODULE, "multiple": False, "wolkvox-id": wolkvox_id},
-        headers={api.TOKEN_HEADER: TOKEN},
-        timeout=5,
-    )
-    assert response.status_code == 200, response.text
 
 
 def test_refresh_reads_the_crm_again_and_undoes_an_edit_made_there(

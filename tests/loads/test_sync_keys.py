@@ -27,6 +27,7 @@ from airflow_provider_wolkvox.loads.compare import key_text, key_value
 from airflow_provider_wolkvox.operators.upsert import WolkvoxUpsertOperator
 from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
 from tests.conftest import OPERATION, TOKEN, DictStateStore, RecordingTaskInstance
+from tests.loads.records import delete_in_the_crm
 
 MODULE = "contacts"
 WRITES = (api.INSERT_PATH, api.INSERT_MANY_PATH, api.UPDATE_PATH)
@@ -206,7 +207,7 @@ def test_the_re_look_up_of_a_refused_update_sends_the_key_identity(
     state = str(tmp_path / "state.jsonl")
     first = WolkvoxHook().upsert_many(MODULE, [contact(0)], key_field="Email", state_path=state)
     # Another writer replaced the record: deleted it and created the key again, in its canonical form.
-    _delete(server, first.ids_by_key["c0@example.com"])
+    delete_in_the_crm(server, first.ids_by_key["c0@example.com"])
     [again] = seed(server, [contact(0)])
 
     second = WolkvoxHook().upsert_many(
@@ -217,18 +218,6 @@ def test_the_re_look_up_of_a_refused_update_sends_the_key_identity(
         (RecordStatus.UPDATED, again, ("Nombre",))
     ]
     assert [(r["wolkvox_id"], r["Nombre"]) for r in server.records(MODULE)] == [(again, "Otro")]
-
-
-def _delete(server: FakeWolkvoxServer, wolkvox_id: str) -> None:
-    import requests
-
-    response = requests.post(
-        server.url + api.DELETE_PATH,
-        json={"operation": OPERATION, "module": MODULE, "multiple": False, "wolkvox-id": wolkvox_id},
-        headers={api.TOKEN_HEADER: TOKEN},
-        timeout=5,
-    )
-    assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize(
