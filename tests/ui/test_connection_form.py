@@ -51,7 +51,9 @@ UI_TIMEOUT_MS = 20_000
 TEST_BUTTON_REFUSES_PORTLESS = Version("3.3.1") <= AIRFLOW_VERSION <= Version("3.3.2")
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an asyncio loop running in this thread while it is open,
+# and a later test of the same worker that runs a trigger in process (dag.test()) needs none running.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Chromium, or a skip that says why it cannot run here (before any server starts)."""
     required = bool(os.environ.get("WOLKVOX_UI_REQUIRE_BROWSER"))
