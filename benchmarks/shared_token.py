@@ -1,104 +1,107 @@
-"""Four load tasks on one token: no pool, a pool of 2 slots, a pool of 1 slot, or one task alone.
+"""Four mapped load tasks on one token under a real LocalExecutor scheduler: no pool, a pool of 2
+slots, a pool of 1 slot, or one task alone.
 
 Run from anywhere as a script (its directory must be first on ``sys.path`` for ``_harness``)::
 
-    .venv/bin/python benchmarks/shared_token.py [--records 5000] [--latency 20] [--batch-size 100]
+    .venv/bin/python benchmarks/shared_token.py [--records 5000] [--latency 20]
 
-Each task of Airflow runs in its own process, with its own token gate (the client's in-process
-limit of two requests in flight holds one task's threads only). Here each task is a fresh OS process
-(``multiprocessing`` ``spawn``, one process per task) loading its partition of ``--records`` contacts
-through its own ``WolkvoxClient`` and ``BulkLoad``, as a mapped ``WolkvoxInsertManyOperator`` task
-does; an Airflow pool of N slots is stood for by running at most N of them at once. The rows:
+It starts the end-to-end tests' scheduler stack (``tests/example_dags/airflow_runs.SchedulerStack``:
+api-server, LocalExecutor scheduler, dag-processor and triggerer on a sqlite DB in a temporary home)
+with the DAGs of ``benchmarks/dags/wolkvox_shared_token.py``, makes the pools through the REST API,
+and triggers each DAG once, one after another, against one fake CRM (``--latency`` ms per request).
+Each task of Airflow runs in its own process with its own client, so the client's gate of two
+requests in flight holds one task's threads only. The rows:
 
-- no pool: the four tasks at once, ``max_in_flight=2`` each (up to 8 requests for the CRM's 2);
+- no pool: the four mapped tasks at once, ``max_in_flight=2`` each (up to 8 requests for the CRM's 2);
 - pool of 2 slots, ``max_in_flight=1``: two tasks at a time, one request each;
 - pool of 1 slot, ``max_in_flight=2``: one task at a time, two requests;
 - one task alone: the four partitions' records in one task, ``max_in_flight=2``.
 
-Columns: records/s over the row's wall time (process starts included, as a task's start is part
-of Airflow's too, though Airflow's own is longer), the refusals of a third request in flight
-(403 simultaneous, counted by the fake; the clients retry them), the calls the tasks' summaries
-count (answered, refusals apart) and the calls the fake charged to the token's quota.
-
-This stands for a LocalExecutor scheduler run, which it does not measure: scheduling delays and
-task start-up (seconds per task) come on top of every row, most in the rows that run tasks one
-after another. The fake answers after ``--latency`` ms. Prints the table and, for each row, whether
-the summaries' calls match the fake's charge (exit 1 if not).
+Columns: records/s over the DAG run (its start to its end, as the REST API reports them: task
+scheduling and start-up included), the DAG run's and the load tasks' seconds (the first task's start
+to the last one's end), the refusals of a third request in flight (403 simultaneous, counted by the
+fake; the clients retry them), the calls and ``refused_busy`` the tasks' summaries count (their
+XComs) and the calls the fake charged to the token's quota. Exit 1 unless every run succeeded, the
+summaries match the fake's counts and every record is stored once.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import multiprocessing
+import json
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+import tempfile
+from pathlib import Path
+from typing import Any
 
-from _harness import MODULE, OPERATION, TOKEN, ServerProcess, contact, print_table
+from _harness import OPERATION, TOKEN, ServerProcess, contact, print_table
 
 from airflow_provider_wolkvox.api import MSG_TOO_MANY_SIMULTANEOUS
+from airflow_provider_wolkvox.testing import CONN_ENV_VAR
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(1, str(REPO_ROOT))  # the tests' scheduler stack, imported below
+
+from tests.example_dags.airflow_runs import SchedulerStack, api_time  # noqa: E402
+
+DAG_FILE = REPO_ROOT / "benchmarks" / "dags" / "wolkvox_shared_token.py"
+FOLDER_VARIABLE = "WOLKVOX_SHARED_TOKEN_DIR"
 TASKS = 4
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    slots: int  # tasks running at once
-    max_in_flight: int
-    tasks: int = TASKS
-
-
+#: DAG id, the row's name; the pools the DAGs name, and their slots.
 ROWS = (
-    Row("no pool", TASKS, 2),
-    Row("pool of 2 slots, max_in_flight=1", 2, 1),
-    Row("pool of 1 slot, max_in_flight=2", 1, 2),
-    Row("one task alone", 1, 2, tasks=1),
+    ("wolkvox_share_no_pool", "no pool, max_in_flight=2"),
+    ("wolkvox_share_pool_2", "pool of 2 slots, max_in_flight=1"),
+    ("wolkvox_share_pool_1", "pool of 1 slot, max_in_flight=2"),
+    ("wolkvox_share_alone", "one task alone, max_in_flight=2"),
 )
+POOLS = {"wolkvox_share_2": 2, "wolkvox_share_1": 1}
 
 
-def run_task(url: str, first: int, count: int, batch_size: int, max_in_flight: int) -> tuple[int, int, int]:
-    """One task: load contacts ``first`` to ``first + count - 1``; its created, calls and refused_busy."""
-    from airflow_provider_wolkvox.client import WolkvoxClient
-    from airflow_provider_wolkvox.loads import BulkLoad, LoadOptions
-
-    # The clients' warnings of each refusal they retry: counted in the table instead.
-    logging.getLogger("airflow_provider_wolkvox").setLevel(logging.ERROR)
-
-    options = LoadOptions(batch_size=batch_size, max_in_flight=max_in_flight)
-    with WolkvoxClient(url, TOKEN) as client:
-        load = BulkLoad(client, OPERATION, MODULE, [contact(n) for n in range(first, first + count)], options)
-        for _ in load:
-            pass
-    return load.summary.created, load.summary.calls, load.summary.refused_busy
+def write_partitions(folder: Path, records: int) -> None:
+    """``part-N.jsonl``: the N-th task's ``records`` contacts; ``all.jsonl``: every task's."""
+    with (folder / "all.jsonl").open("w", encoding="utf-8") as every:
+        for task in range(TASKS):
+            with (folder / f"part-{task}.jsonl").open("w", encoding="utf-8") as part:
+                for number in range(task * records, (task + 1) * records):
+                    line = json.dumps(contact(number), ensure_ascii=False) + "\n"
+                    part.write(line)
+                    every.write(line)
 
 
-def measure(server: ServerProcess, row: Row, records: int, batch_size: int) -> dict[str, object]:
+def seconds_between(start: str, end: str) -> float:
+    return (api_time(end) - api_time(start)).total_seconds()
+
+
+def measure(stack: SchedulerStack, server: ServerProcess, dag_id: str, name: str) -> dict[str, Any]:
     server.reset()
-    each = records * TASKS // row.tasks
-    spawn = multiprocessing.get_context("spawn")
-    started = time.monotonic()
-    with ProcessPoolExecutor(row.slots, mp_context=spawn, max_tasks_per_child=1) as pool:
-        futures = [
-            pool.submit(run_task, server.url, n * each, each, batch_size, row.max_in_flight)
-            for n in range(row.tasks)
-        ]
-        outcomes = [future.result() for future in futures]
-    seconds = time.monotonic() - started
+    run_id = f"{dag_id}-benchmark"
+    stack.trigger(dag_id, run_id, {})
+    state = stack.wait_for_end(dag_id, run_id)
+    if state != "success":
+        raise RuntimeError(f"{dag_id} ended {state}:\n{stack.task_logs(dag_id, run_id)}")
+    run = stack.dag_run(dag_id, run_id)
+    instances = stack.task_instances(dag_id, run_id)
+    summaries = [stack.xcom(dag_id, run_id, "load", map_index=i["map_index"]) for i in instances]
+    created = sum(summary["created"] for summary in summaries)
+    run_seconds = seconds_between(run["start_date"], run["end_date"])
+    load_seconds = seconds_between(
+        min(i["start_date"] for i in instances), max(i["end_date"] for i in instances)
+    )
     stats = server.stats()
-    refusals = sum(r["count"] for r in stats["refusals"] if r["msg"] == MSG_TOO_MANY_SIMULTANEOUS)
-    created = sum(outcome[0] for outcome in outcomes)
     return {
-        "configuration": row.name,
-        "records/s": f"{created / seconds:,.0f}",
-        "seconds": f"{seconds:.1f}",
-        "refusals (3rd request)": refusals,
-        "calls answered (summaries)": sum(outcome[1] for outcome in outcomes),
-        "refused_busy (summaries)": sum(outcome[2] for outcome in outcomes),
+        "configuration": name,
+        "records/s": f"{created / run_seconds:,.0f}",
+        "DAG run s": f"{run_seconds:.1f}",
+        "load tasks s": f"{load_seconds:.1f}",
+        "refusals (3rd request)": sum(
+            r["count"] for r in stats["refusals"] if r["msg"] == MSG_TOO_MANY_SIMULTANEOUS
+        ),
+        "calls answered (summaries)": sum(summary["calls"] for summary in summaries),
+        "refused_busy (summaries)": sum(summary["refused_busy"] for summary in summaries),
         "calls charged (fake)": stats["tokens"][0]["quota_used"],
         "stored": server.record_count(),
+        "created": created,
+        "duplicates": server.duplicates("Email"),
     }
 
 
@@ -106,29 +109,42 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5000, help="records per task (of 4)")
     parser.add_argument("--latency", type=float, default=20.0, help="ms the fake takes per request")
-    parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
     print(
-        f"{TASKS} load tasks x {args.records:,} records on one token, batches of {args.batch_size}, "
-        f"fake latency {args.latency:g} ms; each task an OS process (multiprocessing), a pool of N "
-        "slots stood for by N processes at once -- not a scheduler run"
+        f"{TASKS} mapped load tasks x {args.records:,} records on one token, batches of 100, fake "
+        f"latency {args.latency:g} ms, under a LocalExecutor scheduler (starting it takes a minute)"
     )
     rows = []
-    with ServerProcess(latency=args.latency / 1000) as server:
-        for row in ROWS:
-            rows.append(measure(server, row, args.records, args.batch_size))
-    print_table(list(rows[0]), [list(row.values()) for row in rows])
+    with (
+        ServerProcess(latency=args.latency / 1000) as server,
+        tempfile.TemporaryDirectory(prefix="wolkvox-shared-token-") as scratch,
+    ):
+        folder, home = Path(scratch, "records"), Path(scratch, "airflow")
+        folder.mkdir()
+        write_partitions(folder, args.records)
+        connection = {"conn_type": "wolkvox", "host": server.url, "password": TOKEN}
+        env = {
+            CONN_ENV_VAR: json.dumps({**connection, "extra": {"operation": OPERATION}}),
+            FOLDER_VARIABLE: str(folder),
+        }
+        with SchedulerStack(home, [DAG_FILE], env) as stack:
+            for pool, slots in POOLS.items():
+                answer = stack.rest("POST", "/pools", json={"name": pool, "slots": slots})
+                answer.raise_for_status()
+            for dag_id, name in ROWS:
+                rows.append(measure(stack, server, dag_id, name))
+    shown = [{k: v for k, v in row.items() if k not in ("created", "duplicates")} for row in rows]
+    print_table(list(shown[0]), [list(row.values()) for row in shown])
     ok = True
     for row in rows:
         matched = row["calls answered (summaries)"] == row["calls charged (fake)"]
         busy = row["refused_busy (summaries)"] == row["refusals (3rd request)"]
-        complete = row["stored"] == TASKS * args.records
+        complete = row["stored"] == row["created"] == TASKS * args.records and row["duplicates"] == 0
         ok = ok and matched and busy and complete
         print(
             f"{row['configuration']}: summaries' calls match the fake's charge: "
-            f"{'yes' if matched else 'no'}; "
-            f"refused_busy matches the refusals: {'yes' if busy else 'no'}; every record stored once: "
-            f"{'yes' if complete else 'no'}"
+            f"{'yes' if matched else 'no'}; refused_busy matches the refusals: {'yes' if busy else 'no'}; "
+            f"every record stored once: {'yes' if complete else 'no'}"
         )
     return 0 if ok else 1
 

@@ -316,14 +316,19 @@ class SchedulerStack:
         """The DAG's runs as the REST API lists them."""
         return list(self._get(f"/dags/{dag_id}/dagRuns")["dag_runs"])
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-        return self._get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")[
-            "value"
-        ]
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The DAG run's task instances, mapped ones each apart (``start_date``, ``end_date``...)."""
+        return list(self._get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"])
 
-    def rest(self, method: str, path: str) -> requests.Response:
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", *, map_index: int = -1
+    ) -> Any:
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self._get(f"{path}?map_index={map_index}")["value"]
+
+    def rest(self, method: str, path: str, *, json: Any = None) -> requests.Response:
         """A call of the REST API (``path`` under ``/api/v2``), as a user would make it."""
-        return self.api.request(method, self._url(path), timeout=REQUEST_TIMEOUT)
+        return self.api.request(method, self._url(path), json=json, timeout=REQUEST_TIMEOUT)
 
     def task_process(self, dag_id: str, run_id: str, task_id: str) -> psutil.Process:
         """Wait for the task to run; return the process running it (not its supervisor)."""

@@ -14,7 +14,7 @@ from airflow_provider_wolkvox import api
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.fields import address
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
-from airflow_provider_wolkvox.loads import Journal, RecordStatus
+from airflow_provider_wolkvox.loads import Journal, RecordResult, RecordStatus
 from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
 from tests.conftest import OPERATION, DictStateStore
 from tests.loads.records import MODULE, contact, delete_in_the_crm
@@ -338,24 +338,33 @@ def test_a_rerun_of_the_same_task_instance_does_not_write_again(server: FakeWolk
     assert len(server.records(MODULE)) == 2
 
 
-def test_a_rerun_after_a_stopped_try_looks_up_only_the_keys_it_had_not_written(
-    server: FakeWolkvoxServer, caplog: pytest.LogCaptureFixture
-) -> None:
+def stopped_first_try(
+    server: FakeWolkvoxServer, records: list[dict], batches: int
+) -> tuple[DictStateStore, list[RecordResult]]:
+    """A journalled sync of ``records`` in batches of 2 that stops after ``batches`` batches of
+    creates, the day's quota spent; the task's state store (its journal) and the results."""
     store = DictStateStore()
-    records = [contact(n) for n in range(6)]
-    hook = WolkvoxHook()
-    # The first try stops after its first batch of creates: the day's quota is spent.
-    server.inject(Fault.QUOTA, path=api.INSERT_MANY_PATH, after=1, times=None)
+    server.inject(Fault.QUOTA, path=api.INSERT_MANY_PATH, after=batches, times=None)
     first = list(
-        hook.iter_upsert_many(
+        WolkvoxHook().iter_upsert_many(
             MODULE, records, key_field="Email", batch_size=2, max_in_flight=1, journal=Journal(store)
         )
     )
     server.clear_faults()
+    return store, first
+
+
+def test_a_rerun_after_a_stopped_try_looks_up_only_the_keys_it_had_not_written(
+    server: FakeWolkvoxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = [contact(n) for n in range(6)]
+    store, first = stopped_first_try(server, records, batches=1)
     lookups = server.calls(api.QUERY_PATH)
 
     with caplog.at_level(logging.INFO):
-        second = list(hook.iter_upsert_many(MODULE, records, key_field="Email", journal=Journal(store)))
+        second = list(
+            WolkvoxHook().iter_upsert_many(MODULE, records, key_field="Email", journal=Journal(store))
+        )
 
     assert [r.status for r in first] == [RecordStatus.CREATED] * 2 + [RecordStatus.NOT_SENT] * 4
     assert server.calls(api.QUERY_PATH) - lookups == 4
@@ -363,4 +372,26 @@ def test_a_rerun_after_a_stopped_try_looks_up_only_the_keys_it_had_not_written(
     assert [(r.status, r.wolkvox_id) for r in second[:2]] == [(r.status, r.wolkvox_id) for r in first[:2]]
     assert [r.status for r in second] == [RecordStatus.CREATED] * 6
     assert sorted(stored(server)) == sorted(record["Email"] for record in records)
+    assert len(server.records(MODULE)) == 6
+
+
+def test_a_rerun_counts_in_its_rate_only_the_records_it_wrote(
+    server: FakeWolkvoxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = [contact(n) for n in range(6)]
+    store, first = stopped_first_try(server, records, batches=2)
+
+    with caplog.at_level(logging.INFO, logger="airflow_provider_wolkvox.loads.progress"):
+        second = list(
+            WolkvoxHook().iter_upsert_many(
+                MODULE, records, key_field="Email", batch_size=2, progress_interval=0, journal=Journal(store)
+            )
+        )
+
+    assert [r.status for r in first] == [RecordStatus.CREATED] * 4 + [RecordStatus.NOT_SENT] * 2
+    assert [r.status for r in second] == [RecordStatus.CREATED] * 6
+    lines = [r.getMessage() for r in caplog.records if "records (" in r.getMessage()]
+    # The 4 records the first try created are recalled: the line says so and leaves them out of the rate.
+    recalled = "wolkvox sync of 'contacts': 6/6 records (100.0 %), 4 of them by an earlier try, "
+    assert lines[-1].startswith(recalled)
     assert len(server.records(MODULE)) == 6

@@ -125,6 +125,8 @@ class SyncLoad:
         # The state is held from before it is read until after it is written, or the sync dropped.
         self._owner = ExitStack()
         self._stored: StateHeader | None = None
+        #: Records an earlier try wrote (by the journal), decided so far: left out of the rate.
+        self._recalled = 0
         self._release_state = weakref.finalize(self, self._owner.close)
         try:
             self._read_state()
@@ -323,6 +325,7 @@ class SyncLoad:
         for result in results:
             self.summary.add(result)
             yield result
+        progress.reused = self._recalled + self.sender.reused
         progress.tick()
 
     def _decisions(self) -> Iterator[Decision]:
@@ -333,6 +336,7 @@ class SyncLoad:
             if written is None:
                 yield self._decide(record, key)
             else:
+                self._recalled += 1
                 yield Decision(record, key, keyed(written, key))
 
     def _written_earlier(self, record: PreparedRecord, keys: ContentKeys) -> RecordResult | None:
