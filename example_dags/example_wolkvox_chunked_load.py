@@ -2,9 +2,9 @@
 
 Each mapped task loads one chunk with batched calls. Several tasks at once would exceed the CRM's
 limit of two requests in flight per token, so in a real deployment give them a pool of 2 slots
-per token (``airflow pools set wolkvox_crm0001 2 "wolkvox token"`` and ``pool="wolkvox_crm0001"``
-in ``partial()``), as docs/bulk-loads.md explains with the measured figures: the hook's gate holds
-only one task's own threads, and every Airflow task runs in a process of its own.
+per token (``airflow pools set wolkvox_crm0001 2 "wolkvox token"``) and ``pool="wolkvox_crm0001",
+max_in_flight=1`` in ``partial()``, as docs/bulk-loads.md explains with the measured figures: the
+hook's gate holds only one task's own threads, and every Airflow task runs in a process of its own.
 """
 
 from __future__ import annotations

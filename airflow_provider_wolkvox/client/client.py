@@ -143,7 +143,7 @@ class WolkvoxClient:
 
     @property
     def refused_busy(self) -> int:
-        """Requests refused (and retried) as a third one in flight on the token: 403, not charged."""
+        """403s for a third request in flight (retried), kept apart from calls: their charge is unknown."""
         return self._refused_busy
 
     def limit_calls(self, calls: int | None, *, reserve: int = 0) -> None:

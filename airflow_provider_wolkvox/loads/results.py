@@ -107,7 +107,8 @@ class LoadSummary:
 
     ``calls`` are the requests the CRM took (what its quota charges: lost answers included), and
     ``refused_busy`` apart the requests it refused as a third one in flight on the token (403
-    simultaneous, retried by the client, not charged).
+    simultaneous, retried by the client; the fake does not charge them, and whether the CRM does is
+    not documented).
     """
 
     counts: dict[RecordStatus, int] = field(default_factory=lambda: dict.fromkeys(INSERT_STATUSES, 0))

@@ -98,7 +98,7 @@ def end_line(work: str, module: str, summary: LoadSummary, results_path: str | N
     ]
     calls = f"{summary.calls:,} API call{'' if summary.calls == 1 else 's'}"
     if summary.refused_busy:
-        calls += f", {summary.refused_busy:,} requests refused as busy (retried, not charged)"
+        calls += f", {summary.refused_busy:,} requests refused as busy (retried)"
     where = f"results in {results_path!r}" if results_path else "no results file (results_path not set)"
     line = (
         f"wolkvox {work} of module {module!r} finished in {summary.elapsed_seconds:.1f} s: "

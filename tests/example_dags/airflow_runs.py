@@ -301,15 +301,21 @@ class SchedulerStack:
         """The task instance as the REST API shows it (``state``, ``try_number``, ``id``...)."""
         return self._get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
 
-    def wait_for_end(self, dag_id: str, run_id: str) -> str:
-        """Wait for the DAG run to finish; return its state."""
+    def create_pool(self, name: str, slots: int) -> None:
+        """Make an Airflow pool of ``slots`` slots, as ``airflow pools set`` does."""
+        answer, tries = self._tries("POST", "/pools", json={"name": name, "slots": slots})
+        # 409 after a retry: the try whose answer was an error made the pool.
+        assert answer.status_code == 201 or (answer.status_code == 409 and tries > 1), answer.text
+
+    def wait_for_end(self, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
+        """Wait (at most ``timeout`` seconds) for the DAG run to finish; return its state."""
 
         def finished() -> str | None:
             state = self._get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
             return state if state in FINISHED else None
 
         return wait_for(
-            finished, RUN_TIMEOUT, f"the end of DAG run {dag_id}/{run_id}", logs=self.log_tails, interval=0.25
+            finished, timeout, f"the end of DAG run {dag_id}/{run_id}", logs=self.log_tails, interval=0.25
         )
 
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
@@ -326,9 +332,9 @@ class SchedulerStack:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         return self._get(f"{path}?map_index={map_index}")["value"]
 
-    def rest(self, method: str, path: str, *, json: Any = None) -> requests.Response:
+    def rest(self, method: str, path: str) -> requests.Response:
         """A call of the REST API (``path`` under ``/api/v2``), as a user would make it."""
-        return self.api.request(method, self._url(path), json=json, timeout=REQUEST_TIMEOUT)
+        return self.api.request(method, self._url(path), timeout=REQUEST_TIMEOUT)
 
     def task_process(self, dag_id: str, run_id: str, task_id: str) -> psutil.Process:
         """Wait for the task to run; return the process running it (not its supervisor)."""

@@ -1,8 +1,9 @@
 """Summaries count the calls the CRM took, and apart the requests it refused as busy (``refused_busy``).
 
 A 403 "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS" is a refusal of the whole request: the CRM does
-not charge it (the fake neither: ``Fault.SIMULTANEOUS`` does not charge, nor does a real third request
-in flight), and the client retries it. So a summary's ``calls`` is what the token's quota was charged.
+not process it (whether its quota counts it is not documented), the fake does not charge it
+(``Fault.SIMULTANEOUS`` does not, nor does a real third request in flight), and the client retries
+it. So a summary's ``calls`` is what the fake's quota was charged, and ``refused_busy`` the rest.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def test_a_load_logs_a_start_line_and_an_end_line_in_words(
     [end] = messages(caplog, "wolkvox load of module 'contacts' finished in ")
     assert end.endswith(
         ": 25 created, 0 rejected, 0 of unknown outcome, 0 not sent; 3 API calls, 2 requests refused "
-        f"as busy (retried, not charged); results in {str(results)!r}"
+        f"as busy (retried); results in {str(results)!r}"
     )
     assert not [message for message in caplog.messages if "'elapsed_seconds'" in message]  # no dict repr
 

@@ -125,8 +125,6 @@ class SyncLoad:
         # The state is held from before it is read until after it is written, or the sync dropped.
         self._owner = ExitStack()
         self._stored: StateHeader | None = None
-        #: Records an earlier try wrote (by the journal), decided so far: left out of the rate.
-        self._recalled = 0
         self._release_state = weakref.finalize(self, self._owner.close)
         try:
             self._read_state()
@@ -170,6 +168,7 @@ class SyncLoad:
         )
         started = progress.started
         writer, ahead = self._writer, options.max_in_flight
+        recalled = 0  # results an earlier try wrote (by the journal): left out of the rate
         try:
             self._look_up()
             deletes = self._index.doom() if options.mode == "mirror" else 0
@@ -177,6 +176,8 @@ class SyncLoad:
             with ThreadPoolExecutor(ahead, thread_name_prefix="wolkvox-sync") as pool:
                 for group, results in ordered(pool, writer.write, self._grouped(), ahead=ahead):
                     writer.keep(group, results)
+                    recalled += sum(decision.recalled for decision in group)
+                    progress.reused = recalled + self.sender.reused
                     yield from self._counted(results, progress)
                 if deletes:
                     batches = self._index.doomed(options.batch_size)
@@ -325,7 +326,6 @@ class SyncLoad:
         for result in results:
             self.summary.add(result)
             yield result
-        progress.reused = self._recalled + self.sender.reused
         progress.tick()
 
     def _decisions(self) -> Iterator[Decision]:
@@ -336,8 +336,7 @@ class SyncLoad:
             if written is None:
                 yield self._decide(record, key)
             else:
-                self._recalled += 1
-                yield Decision(record, key, keyed(written, key))
+                yield Decision(record, key, keyed(written, key), recalled=True)
 
     def _written_earlier(self, record: PreparedRecord, keys: ContentKeys) -> RecordResult | None:
         """What an earlier try of the task wrote for ``record`` (by its journal), if it wrote it."""

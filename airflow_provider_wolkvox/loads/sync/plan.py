@@ -102,6 +102,8 @@ class Decision:
     result: RecordResult | None = None
     update_id: str | None = None
     fields: tuple[str, ...] = ()
+    #: The result is an earlier try's (by the journal): no work of this try.
+    recalled: bool = False
 
 
 @dataclass
