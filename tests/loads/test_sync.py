@@ -375,7 +375,7 @@ def test_a_rerun_after_a_stopped_try_looks_up_only_the_keys_it_had_not_written(
     assert len(server.records(MODULE)) == 6
 
 
-def test_a_rerun_counts_in_its_rate_only_the_records_it_wrote(
+def test_a_rerun_tells_its_progress_which_records_an_earlier_try_wrote(
     server: FakeWolkvoxServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     records = [contact(n) for n in range(6)]
@@ -391,7 +391,8 @@ def test_a_rerun_counts_in_its_rate_only_the_records_it_wrote(
     assert [r.status for r in first] == [RecordStatus.CREATED] * 4 + [RecordStatus.NOT_SENT] * 2
     assert [r.status for r in second] == [RecordStatus.CREATED] * 6
     lines = [r.getMessage() for r in caplog.records if "records (" in r.getMessage()]
-    # The 4 records the first try created are recalled: the line says so and leaves them out of the rate.
+    # The 4 records the first try created are recalled: the line says so, and its rate leaves them out
+    # (Progress.line, tests/operators/test_report.py).
     recalled = "wolkvox sync of 'contacts': 6/6 records (100.0 %), 4 of them by an earlier try, "
     assert lines[-1].startswith(recalled)
     assert len(server.records(MODULE)) == 6
