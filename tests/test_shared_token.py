@@ -24,7 +24,7 @@ from tests.hook_load import ready_path
 pytestmark = pytest.mark.e2e
 
 PROCESSES = 4
-RECORDS_EACH = 2000
+RECORDS_EACH = 1000
 # Small batches and a slow CRM: many requests, each holding a slot long enough for others to collide.
 BATCH_SIZE = 10
 LATENCY = 0.025
