@@ -6,19 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_wolkvox.client import RetryPolicy
-from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
-from tests.conftest import OPERATION, TOKEN
-from tests.loads.records import MODULE
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer
+from tests.loads.records import default_crm
 
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
     """The fake CRM of one test (a module may define its own ``server`` instead)."""
-    with FakeWolkvoxServer({TOKEN: OPERATION}, modules={MODULE}) as fake:
-        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
-        monkeypatch.setattr(
-            "airflow_provider_wolkvox.client.client.RetryPolicy",
-            lambda: RetryPolicy(base_delay=0, max_attempts=2),
-        )
+    with default_crm(monkeypatch) as fake:
         yield fake

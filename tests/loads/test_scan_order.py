@@ -18,10 +18,10 @@ from airflow_provider_wolkvox.client import RetryPolicy, WolkvoxClient
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import BulkLoad, LoadOptions, RecordStatus
 from airflow_provider_wolkvox.loads.windows import WindowUnreadable, created_between
-from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer, Fault
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer, Fault
 from tests.conftest import LOST_ANSWER_TIMEOUT, OPERATION, TOKEN
+from tests.loads.records import MODULE, default_crm
 
-MODULE = "contacts"
 ORDERS = ("ascending", "descending", "random")
 FAST_RETRIES = RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01)
 #: The epoch seconds of the CRM's clock the records below are created from.
@@ -36,12 +36,7 @@ def order(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def server(order: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWolkvoxServer]:
-    with FakeWolkvoxServer({TOKEN: OPERATION}, modules={MODULE}, query_dates_order=order) as fake:
-        monkeypatch.setenv(CONN_ENV_VAR, fake.airflow_connection())
-        monkeypatch.setattr(
-            "airflow_provider_wolkvox.client.client.RetryPolicy",
-            lambda: RetryPolicy(base_delay=0, max_attempts=2),
-        )
+    with default_crm(monkeypatch, query_dates_order=order) as fake:
         yield fake
 
 

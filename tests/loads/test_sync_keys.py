@@ -19,17 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_wolkvox import api
-from airflow_provider_wolkvox.client import RetryPolicy
 from airflow_provider_wolkvox.exceptions import WolkvoxInputError
 from airflow_provider_wolkvox.hooks.wolkvox import WolkvoxHook
 from airflow_provider_wolkvox.loads import Journal, RecordStatus
 from airflow_provider_wolkvox.loads.compare import key_text, key_value
 from airflow_provider_wolkvox.operators.upsert import WolkvoxUpsertOperator
-from airflow_provider_wolkvox.testing import CONN_ENV_VAR, FakeWolkvoxServer
-from tests.conftest import OPERATION, TOKEN, DictStateStore, RecordingTaskInstance
-from tests.loads.records import delete_in_the_crm
+from airflow_provider_wolkvox.testing import FakeWolkvoxServer
+from tests.conftest import DictStateStore, RecordingTaskInstance
+from tests.loads.records import MODULE, default_crm, delete_in_the_crm
 
-MODULE = "contacts"
 WRITES = (api.INSERT_PATH, api.INSERT_MANY_PATH, api.UPDATE_PATH)
 
 
@@ -37,14 +35,9 @@ WRITES = (api.INSERT_PATH, api.INSERT_MANY_PATH, api.UPDATE_PATH)
 def shared_server() -> Iterator[FakeWolkvoxServer]:
     """One fake for the module (hypothesis runs many examples per test); ``server`` resets it."""
     with (
-        FakeWolkvoxServer({TOKEN: OPERATION}, modules={MODULE}, unique_fields={MODULE: ["Email"]}) as fake,
         pytest.MonkeyPatch.context() as patch,
+        default_crm(patch, unique_fields={MODULE: ["Email"]}) as fake,
     ):
-        patch.setenv(CONN_ENV_VAR, fake.airflow_connection())
-        patch.setattr(
-            "airflow_provider_wolkvox.client.client.RetryPolicy",
-            lambda: RetryPolicy(base_delay=0, max_attempts=2),
-        )
         yield fake
 
 
